@@ -1,0 +1,3 @@
+from ecgvlm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Scoring: ECGBench-compatible and strict metrics, report judges, tables, the CNN baseline."""

@@ -1,0 +1,1 @@
+"""ECGInstruct-format instruction datasets: building them from records, and reading real ones."""

@@ -1,0 +1,86 @@
+"""Small file helpers shared by every stage: atomic writes, JSON lines, safe relative paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ecgvlm.errors import ECGVLMError
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[BinaryIO]:
+    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    A crash or kill leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
+    """Write rows atomically as JSON lines; returns the number written."""
+    n = 0
+    with atomic_open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict]:
+    """Yield JSON objects from a .jsonl file; a bad line raises an error naming file and line."""
+    path = Path(path)
+    try:
+        f = path.open("r", encoding="utf-8")
+    except OSError as e:
+        raise ECGVLMError(f"cannot open: {e.strerror}", path) from None
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ECGVLMError(f"line {lineno}: invalid JSON ({e.msg})", path) from None
+            if not isinstance(obj, dict):
+                raise ECGVLMError(f"line {lineno}: expected a JSON object", path)
+            yield obj
+
+
+def resolve_inside(root: str | Path, relative: str | Path) -> Path:
+    """Join ``relative`` to ``root`` and refuse any result outside ``root`` (``..``, absolute paths, links)."""
+    root = Path(root).resolve()
+    candidate = (root / relative).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise ECGVLMError(f"path {str(relative)!r} escapes the dataset root {root}", relative)
+    return candidate

@@ -1,0 +1,1 @@
+"""Mllama models: the tiny embedded preset, loading local checkpoints, LoRA and tuning presets."""

@@ -1,0 +1,1 @@
+"""Render ECG records as paper printouts with realistic degradations and a pixel-exact sidecar."""

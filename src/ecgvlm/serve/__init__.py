@@ -1,0 +1,1 @@
+"""Interpretation API, CLI and HTTP server with a web page."""

@@ -1,0 +1,1 @@
+"""Fine-tuning recipes: config, collator, trainer loop, checkpoints, merge, sweeps."""
