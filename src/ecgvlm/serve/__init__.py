@@ -1,1 +1,9 @@
-"""Interpretation API, CLI and HTTP server with a web page."""
+"""Interpretation API, CLI and HTTP server with a web page.
+
+``ECGInterpreter.from_pretrained(...).interpret(image)`` is the Python API; ``ecgvlm interpret`` and
+``ecgvlm serve`` are the commands.
+"""
+
+from ecgvlm.serve.interpreter import ECGInterpreter, InterpretConfig, Interpretation, StatementProb
+
+__all__ = ["ECGInterpreter", "InterpretConfig", "Interpretation", "StatementProb"]

@@ -1,0 +1,309 @@
+"""Train, save, load and run the CNN baseline.
+
+Training is deterministic on CPU for a given seed, thread count and step count: shuffling,
+augmentation and dropout draw from generators re-seeded at every epoch, so a run resumed from its
+epoch checkpoint ends with the same weights as an uninterrupted one. ``--minutes`` fixes the number
+of steps from the measured speed of the first steps, which makes that run depend on machine speed.
+
+Run folder: ``model.safetensors`` (weights of the best validation epoch), ``config.json``
+(architecture, labels, normalisation, options, per-epoch validation AUC; no timings, so it is
+byte-identical across identical runs), ``train_log.json`` (timings), and while training
+``train_state.safetensors`` / ``train_state.json`` for resuming.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load, load_file, save
+from torch import nn
+from torch.nn import functional as F
+
+from ecgvlm.errors import ECGVLMError
+from ecgvlm.evaluate.cnn_data import ImageSet, label_names, load_imageset, load_pixels
+from ecgvlm.evaluate.cnn_model import CNNConfig, SmallResNet, n_parameters
+from ecgvlm.io import atomic_write_bytes, atomic_write_json
+
+KIND = "ecgvlm-cnn"
+MEAN, STD = 0.5, 0.25  # fixed page normalisation; BatchNorm absorbs the rest
+
+
+@dataclass
+class TrainOptions:
+    epochs: int = 30
+    minutes: float | None = None
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_frac: float = 0.05
+    shift: int = 6  # random translation in pixels (augmentation); 0 turns it off
+    seed: int = 0
+    threads: int = 1
+
+
+def find_split(data_dir: str | Path, name: str) -> Path | None:
+    """``DIR/name.json`` or ``DIR/name.jsonl``, whichever exists."""
+    for suffix in (".json", ".jsonl"):
+        p = Path(data_dir) / f"{name}{suffix}"
+        if p.exists():
+            return p
+    return None
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    return (x.float() / 255.0 - MEAN) / STD
+
+
+def _shift(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to ``shift`` px in x and y, padding by edge replication."""
+    if shift <= 0:
+        return x
+    b, _, h, w = x.shape
+    padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
+    offs = torch.randint(0, 2 * shift + 1, (b, 2), generator=gen)
+    return torch.stack([padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offs.tolist())])
+
+
+def lr_at(step: int, total: int, base: float, warmup_frac: float) -> float:
+    warm = max(1, int(total * warmup_frac))
+    if step < warm:
+        return base * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def per_class_auc(targets: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict[str, float | None]:
+    """ROC-AUC per label from scores; None where the label is all-positive or all-negative."""
+    from sklearn.metrics import roc_auc_score
+
+    out: dict[str, float | None] = {}
+    for j, name in enumerate(labels):
+        col = targets[:, j]
+        out[name] = float(roc_auc_score(col, probs[:, j])) if 0 < col.sum() < len(col) else None
+    return out
+
+
+def macro(aucs: dict[str, float | None], names: list[str] | None = None) -> float | None:
+    vals = [v for k, v in aucs.items() if v is not None and (names is None or k in names)]
+    return float(np.mean(vals)) if vals else None
+
+
+@torch.no_grad()
+def predict(model: nn.Module, pixels: np.ndarray, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    """Sigmoid probabilities (n, n_labels) for uint8 pixels (n, 3, H, W)."""
+    from tqdm import tqdm
+
+    model.eval()
+    outs = []
+    for i in tqdm(range(0, len(pixels), batch_size), desc="predicting", unit="batch", disable=not progress):
+        x = normalise(torch.from_numpy(pixels[i : i + batch_size]))
+        outs.append(torch.sigmoid(model(x)).numpy())
+    if not outs:
+        return np.zeros((0, len(model.config.labels)), dtype=np.float32)
+    return np.concatenate(outs).astype(np.float32)
+
+
+def _optimizer(model: nn.Module, opts: TrainOptions) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": opts.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=opts.lr)
+
+
+def _state_tensors(model: nn.Module, optim: torch.optim.Optimizer, best: dict[str, torch.Tensor]) -> dict:
+    tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    tensors |= {f"best.{k}": v.contiguous() for k, v in best.items()}
+    for idx, st in optim.state_dict()["state"].items():
+        for k, v in st.items():
+            tensors[f"optim.{idx}.{k}"] = torch.as_tensor(v).contiguous()
+    return tensors
+
+
+def _restore(tensors: dict, model: nn.Module, optim: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, name = k.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    sd = optim.state_dict()
+    sd["state"] = state
+    optim.load_state_dict(sd)
+    return {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+
+
+def train(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    opts: TrainOptions,
+    head: str = "superclass",
+    image_size: int = 224,
+    progress: bool = True,
+) -> dict:
+    """Train on ``DIR/train.json`` (model selection on ``DIR/val.json`` if present); returns config."""
+    from tqdm import tqdm
+
+    torch.set_num_threads(opts.threads)
+    torch.use_deterministic_algorithms(True)
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    train_path = find_split(data_dir, "train")
+    if train_path is None:
+        raise ECGVLMError("no train.json or train.jsonl in the dataset folder", data_dir)
+    val_path = find_split(data_dir, "val")
+    labels = label_names(head)
+    config = CNNConfig(labels=labels, image_size=image_size)
+
+    train_set = load_imageset(train_path, labels)
+    val_set: ImageSet | None = load_imageset(val_path, labels) if val_path else None
+    x_train = load_pixels(train_set, image_size, progress)
+    x_val = load_pixels(val_set, image_size, progress) if val_set else None
+    y_train = torch.from_numpy(train_set.targets)
+
+    torch.manual_seed(opts.seed)
+    model = SmallResNet(config)
+    optim = _optimizer(model, opts)
+    n = len(train_set.images)
+    bs = min(opts.batch_size, n)
+    steps_per_epoch = max(1, n // bs)
+    total_steps = opts.epochs * steps_per_epoch
+
+    state_path, state_json = out_dir / "train_state.safetensors", out_dir / "train_state.json"
+    meta = {"epoch": 0, "step": 0, "total_steps": None, "history": [], "best_epoch": None, "best_auc": None}
+    best: dict[str, torch.Tensor] = {}
+    if state_path.exists() and state_json.exists():
+        try:
+            saved = json.loads(state_json.read_text(encoding="utf-8"))
+            same = saved.get("options") == asdict(opts) and saved.get("model") == config.to_dict()
+            tensors = load(state_path.read_bytes())
+        except (ValueError, UnicodeDecodeError, AttributeError, OSError) as e:
+            msg = f"unreadable training checkpoint ({type(e).__name__}); delete train_state.* to restart"
+            raise ECGVLMError(msg, state_json) from None
+        if not same:
+            raise ECGVLMError("a run with different options is in this folder; use another --out", out_dir)
+        meta = saved["meta"]
+        best = _restore(tensors, model, optim)
+        print(f"resuming at epoch {meta['epoch']} (step {meta['step']})")
+    if meta["total_steps"] is not None:
+        total_steps = meta["total_steps"]
+
+    loss_fn = nn.BCEWithLogitsLoss()
+    log = {"n_train_images": n, "n_val_images": len(val_set.images) if val_set else 0, "epochs": []}
+    start = time.perf_counter()
+    step = first_step = meta["step"]
+    probe = min(5, steps_per_epoch)  # steps timed to size a --minutes run
+    bar = tqdm(total=total_steps, initial=step, desc="cnn train", unit="step", disable=not progress)
+    while step < total_steps:
+        epoch = meta["epoch"]
+        gen = torch.Generator().manual_seed(opts.seed * 100_003 + epoch)
+        torch.manual_seed(opts.seed * 100_019 + epoch)  # dropout
+        order = torch.randperm(n, generator=gen)
+        model.train()
+        losses = []
+        t_epoch = time.perf_counter()
+        for b in range(steps_per_epoch):
+            if step >= total_steps:
+                break
+            idx = order[b * bs : (b + 1) * bs]
+            x = _shift(normalise(torch.from_numpy(x_train[idx.numpy()])), opts.shift, gen)
+            for group in optim.param_groups:
+                group["lr"] = lr_at(step, total_steps, opts.lr, opts.warmup_frac)
+            loss = loss_fn(model(x), y_train[idx])
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            losses.append(loss.item())
+            step += 1
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+            if opts.minutes is not None and time.perf_counter() - start > opts.minutes * 60 * 1.25:
+                total_steps = step  # far slower than measured (contention): stop, keep what exists
+            if opts.minutes is not None and meta["total_steps"] is None and step == first_step + probe:
+                # Fix the step count from the measured speed so the cosine schedule ends on time.
+                per_step = (time.perf_counter() - t_epoch) / probe
+                eval_s = (len(x_val) if x_val is not None else 0) * per_step / bs / 3
+                budget = opts.minutes * 60 - (time.perf_counter() - start)
+                fit = int(budget / (per_step + eval_s / steps_per_epoch))
+                total_steps = max(step + 1, min(total_steps, fit))
+                meta["total_steps"] = total_steps
+                bar.total = total_steps
+        record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)) if losses else None}
+        if x_val is not None:
+            aucs = per_class_auc(val_set.targets, predict(model, x_val), labels)
+            record["val_auc"] = aucs
+            record["val_macro_auc_superclass"] = macro(aucs, list(labels[:5]))
+        score = record.get("val_macro_auc_superclass")
+        # Keep the best validation epoch; without a usable validation score, keep the latest.
+        improved = score is not None and (meta["best_auc"] is None or score > meta["best_auc"])
+        if improved or score is None:
+            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            meta["best_epoch"], meta["best_auc"] = epoch, score
+        meta["history"].append(record)
+        meta["epoch"], meta["step"] = epoch + 1, step
+        log["epochs"].append({"epoch": epoch, "seconds": round(time.perf_counter() - t_epoch, 2)})
+        atomic_write_bytes(state_path, save(_state_tensors(model, optim, best)))
+        atomic_write_json(state_json, {"options": asdict(opts), "model": config.to_dict(), "meta": meta})
+        bar.write(
+            f"epoch {epoch}: loss {record['train_loss']:.4f}"
+            + (f", val macro AUC {score:.4f}" if score is not None else "")
+        )
+    bar.close()
+
+    result = {
+        "kind": KIND,
+        "model": config.to_dict(),
+        "normalise": {"mean": MEAN, "std": STD},
+        "n_parameters": n_parameters(model),
+        "head": head,
+        "options": asdict(opts),
+        "data": str(data_dir),
+        "steps": step,
+        "best_epoch": meta["best_epoch"],
+        "best_val_macro_auc_superclass": meta["best_auc"],
+        "history": meta["history"],
+    }
+    save_cnn(out_dir, best, result)
+    log["seconds_total_this_session"] = round(time.perf_counter() - start, 2)
+    atomic_write_json(out_dir / "train_log.json", log)
+    state_path.unlink(missing_ok=True)
+    state_json.unlink(missing_ok=True)
+    return result
+
+
+def save_cnn(run_dir: str | Path, state: dict[str, torch.Tensor], config: dict) -> None:
+    """Write ``model.safetensors`` then ``config.json`` (the config last: its presence marks a finished run).
+
+    One metadata key only: safetensors writes a metadata map in hash order, so two keys would make
+    the file's bytes differ between identical runs.
+    """
+    tensors = {k: v.detach().contiguous() for k, v in state.items()}
+    atomic_write_bytes(Path(run_dir) / "model.safetensors", save(tensors, metadata={"format": "pt"}))
+    atomic_write_json(Path(run_dir) / "config.json", {"kind": KIND, **config})
+
+
+def load_cnn(run_dir: str | Path) -> SmallResNet:
+    """The model of a ``cnn train`` run folder, in eval mode (safetensors only)."""
+    run_dir = Path(run_dir)
+    cfg_path, weights = run_dir / "config.json", run_dir / "model.safetensors"
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ECGVLMError("no config.json: not a finished `ecgvlm cnn train` run", run_dir) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ECGVLMError(f"invalid JSON ({e})", cfg_path) from None
+    if not isinstance(cfg, dict) or cfg.get("kind") != KIND:
+        raise ECGVLMError(f"not a CNN baseline config (kind != {KIND!r})", cfg_path)
+    model = SmallResNet(CNNConfig.from_dict(cfg["model"]))
+    try:
+        state = load_file(str(weights))
+        model.load_state_dict(state, strict=True)
+    except FileNotFoundError:
+        raise ECGVLMError("model.safetensors missing", weights) from None
+    except (RuntimeError, OSError, ValueError) as e:
+        raise ECGVLMError(f"cannot load weights: {str(e).splitlines()[0]}", weights) from None
+    return model.eval()

@@ -1,0 +1,199 @@
+"""Build, check or inspect ECGInstruct-format instruction datasets.
+
+  build   render records and write images/ + train.json, val.json, test.json + README.md
+  check   validate a real ECGInstruct / ECGBench file (or one of ours) and print counts
+  stats   print the counts of a built dataset (its stats.json)
+
+Examples:
+  ecgvlm dataset build --source synth:300 --out data/synth300 --seed 3 --workers 2
+  ecgvlm dataset build --source wfdb:records/ --out data/hosp --dpi 200 --augment light
+  ecgvlm dataset build --source ptbxl:ptb-xl-1.0.3/ --out data/ptbxl --shard 0/4   (then 1/4 ...,
+        then the same command without --shard assembles the splits)
+  ecgvlm dataset check ECGInstruct.json --root images_root/ --skip
+  ecgvlm dataset stats data/synth300
+
+A killed build resumes where it stopped when run again with the same options. The same command
+gives byte-identical files whatever --workers is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from ecgvlm.errors import ECGVLMError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="build|check|stats")
+
+    b = sub.add_parser("build", help="build a dataset from ECG records")
+    b.add_argument("--source", required=True, help="synth:N | ptbxl:PATH | wfdb:DIR")
+    b.add_argument("--out", required=True, help="output folder (created; reused to resume)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
+    b.add_argument("--shard", default=None, help="i/n: make only this shard's records, do not assemble")
+    b.add_argument("--augment", default="mixed", choices=["none", "light", "heavy", "mixed"])
+    b.add_argument(
+        "--layout", default="3x4+1", help="a layout (3x4+1, 3x4+3, 6x2, 12x1, 1x1), a comma list, or mixed"
+    )
+    b.add_argument(
+        "--dpi",
+        type=float,
+        default=40.0,
+        help="page resolution: 40 -> ~440x340 px (tiny model); 200 for real models",
+    )
+    b.add_argument("--tasks", default="report,superclass,scp,mcq,yesno,measure", help="comma list of tasks")
+    b.add_argument("--questions-per-record", type=int, default=4, help="questions per image (train/val)")
+    b.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions (PTB-XL uses its folds)")
+    b.add_argument(
+        "--step-by-step",
+        type=float,
+        nargs="?",
+        const=1.0,
+        default=0.0,
+        metavar="FRACTION",
+        help="answer step by step (all answers, or this fraction of them)",
+    )
+    b.add_argument(
+        "--test-sample",
+        action="store_true",
+        help="test records get --questions-per-record questions too (default: one per task)",
+    )
+    b.add_argument(
+        "--on-error",
+        choices=["raise", "skip"],
+        default="raise",
+        help="a record that cannot be read or rendered: stop, or skip it (counted in the card)",
+    )
+    b.add_argument("--image-format", choices=["png", "jpg"], default="png")
+    b.add_argument(
+        "--sidecars",
+        action="store_true",
+        help="also write each page's sidecar JSON (pixel position of every sample; large)",
+    )
+    b.add_argument("--no-progress", action="store_true")
+
+    c = sub.add_parser("check", help="validate an ECGInstruct/ECGBench file")
+    c.add_argument("file")
+    c.add_argument(
+        "--root", default=None, help="folder the image paths are relative to (default: the file's)"
+    )
+    c.add_argument("--skip", action="store_true", help="count bad rows instead of stopping at the first")
+    c.add_argument("--no-images", action="store_true", help="do not check that image files exist")
+    c.add_argument("--image-token", choices=["auto", "require", "optional"], default="auto")
+
+    s = sub.add_parser("stats", help="print the counts of a built dataset")
+    s.add_argument("dir")
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ECGVLMError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    return i, n
+
+
+def _split(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise ECGVLMError(f"--split must be three fractions like 0.8,0.1,0.1, got {text!r}") from None
+    if len(parts) != 3:
+        raise ECGVLMError(f"--split must be three fractions like 0.8,0.1,0.1, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.action == "build":
+        return _build(args)
+    if args.action == "check":
+        return _check(args)
+    return _stats(args)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from ecgvlm.instruct.build import BuildConfig, build
+
+    cfg = BuildConfig(
+        source=args.source,
+        seed=args.seed,
+        layout=args.layout,
+        augment=args.augment,
+        dpi=args.dpi,
+        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        questions_per_record=args.questions_per_record,
+        split=_split(args.split),
+        step_by_step=args.step_by_step,
+        test_all_tasks=not args.test_sample,
+        on_error=args.on_error,
+        image_format=args.image_format,
+        sidecars=args.sidecars,
+    )
+    command = "ecgvlm dataset " + shlex.join(
+        sys.argv[sys.argv.index("build") :] if "build" in sys.argv else ["build"]
+    )
+    res = build(
+        cfg,
+        args.out,
+        workers=args.workers,
+        shard=_shard(args.shard),
+        command=command,
+        progress=not args.no_progress,
+    )
+    if not res.assembled:
+        print(
+            f"shard {args.shard}: {res.done} records made, {res.resumed} already done; "
+            "run without --shard to assemble the splits"
+        )
+        return 0
+    c = res.counts
+    print(
+        f"{res.out}: {sum(c['records'].values())} records ({res.done} made now, {res.resumed} resumed), "
+        + ", ".join(f"{s} {c['rows'].get(s, 0)} rows" for s in ("train", "val", "test"))
+    )
+    if c["skipped"]:
+        print(
+            f"skipped {sum(c['skipped'].values())} records: "
+            + "; ".join(f"{v} x {k}" for k, v in c["skipped"].items())
+        )
+    print(f"dataset card: {Path(res.out) / 'README.md'}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ecgvlm.instruct.reader import check_file
+
+    summary = check_file(
+        args.file,
+        args.root,
+        on_error="skip" if args.skip else "raise",
+        check_images=not args.no_images,
+        image_token=args.image_token,
+    )
+    print(f"{args.file}:")
+    for line in summary.lines():
+        print("  " + line)
+    return 1 if summary.skipped else 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    path = Path(args.dir) / "stats.json"
+    if not path.is_file():
+        raise ECGVLMError("no stats.json: not a built dataset (or the build has not finished)", args.dir)
+    c = json.loads(path.read_text("utf-8"))
+    print("records: " + ", ".join(f"{k} {v}" for k, v in c["records"].items()))
+    print("rows:    " + ", ".join(f"{k} {v}" for k, v in c["rows"].items()))
+    for name in ("tasks", "superclass"):
+        print(f"{name}:")
+        for key, per in c[name].items():
+            print(f"  {key:<12} " + ", ".join(f"{s} {n}" for s, n in per.items()))
+    for facet, per in c["style"].items():
+        print(f"style {facet}: " + ", ".join(f"{k} {v}" for k, v in per.items()))
+    return 0

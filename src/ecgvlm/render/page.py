@@ -1,0 +1,265 @@
+"""``render()``: one ECGRecord -> one printout image plus a sidecar giving the pixel of every sample."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ecgvlm.errors import ECGVLMError
+from ecgvlm.io import atomic_write_bytes, atomic_write_json
+from ecgvlm.render import augment as aug
+from ecgvlm.render.draw import blank_page, draw_grid, draw_polyline, draw_text
+from ecgvlm.render.header import header_lines, settings_line
+from ecgvlm.render.layout import PULSE_MM, make_layout
+from ecgvlm.render.style import GRID_COLORS, RenderStyle
+from ecgvlm.signals.record import LEADS, ECGRecord
+
+SIDECAR_VERSION = 1
+
+
+@dataclass
+class Page:
+    """A rendered printout: ``image`` (RGB PIL image) and ``sidecar`` (JSON-able ground truth)."""
+
+    array: np.ndarray  # uint8 (H, W, 3) RGB; ``image`` views it
+    sidecar: dict[str, Any]
+
+    @property
+    def image(self) -> Image.Image:
+        return Image.fromarray(self.array, "RGB")
+
+    def encode(self, fmt: str = "png", quality: int = 95) -> bytes:
+        """PNG (lossless, fast zlib level) or JPEG bytes; deterministic for a given array."""
+        bgr = cv2.cvtColor(self.array, cv2.COLOR_RGB2BGR)
+        if fmt == "png":
+            ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        elif fmt in ("jpg", "jpeg"):
+            ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        else:
+            raise ECGVLMError(f"unknown image format {fmt!r}; use png or jpg")
+        if not ok:
+            raise ECGVLMError(f"could not encode the page as {fmt}")
+        return buf.tobytes()
+
+    def save(self, path: str | Path, quality: int = 95) -> Path:
+        """Write the image (format from the suffix) and ``path.with_suffix('.json')``, both atomically."""
+        path = Path(path)
+        fmt = path.suffix.lower().lstrip(".")
+        if fmt not in ("png", "jpg", "jpeg"):
+            raise ECGVLMError("image path must end in .png, .jpg or .jpeg", path)
+        data = self.encode(fmt, quality)
+        side = dict(self.sidecar, image=path.name)
+        atomic_write_json(path.with_suffix(".json"), side, indent=None)
+        atomic_write_bytes(path, data)
+        return path
+
+    def to_json(self) -> str:
+        return json.dumps(self.sidecar)
+
+
+def _r1(a: np.ndarray) -> list[float]:
+    return np.round(np.asarray(a, dtype=np.float64), 1).tolist()
+
+
+def _box(xs: Sequence[float], ys: Sequence[float]) -> list[float]:
+    return [round(float(min(xs)), 1), round(float(min(ys)), 1), round(float(max(xs)), 1), round(float(max(ys)), 1)]
+
+
+@lru_cache(maxsize=8)
+def _paper(
+    W: int,
+    H: int,
+    box: tuple[float, float, float, float],
+    ppmm: float,
+    grid_color: str,
+    paper: tuple[int, int, int],
+    minor: bool,
+) -> np.ndarray:
+    """The blank gridded sheet; cached because a dataset renders thousands of pages per style."""
+    img = blank_page(W, H, paper)
+    colors = GRID_COLORS[grid_color]
+    if colors is not None:
+        draw_grid(img, box, ppmm, colors, paper, minor)
+    img.flags.writeable = False
+    return img
+
+
+def render(
+    record: ECGRecord,
+    layout: str = "3x4+1",
+    augment: str | Sequence[aug.Degradation] = "none",
+    seed: int = 0,
+    style: RenderStyle | None = None,
+) -> Page:
+    """Draw ``record`` as a paper printout and degrade it; the same arguments give the same pixels.
+
+    ``augment`` is a preset name ("none", "light", "heavy") or a sequence of ``Degradation``.
+    The sidecar gives, in final image pixels, every plotted sample, each lead's box and window,
+    the calibration pulses and text boxes, and the homography of the geometric degradations.
+    """
+    if not isinstance(record, ECGRecord):
+        raise ECGVLMError(f"render() needs an ECGRecord, got {type(record).__name__}")
+    style = style or RenderStyle()
+    preset, ops = aug.resolve(augment)
+    lay = make_layout(layout, style)
+    ppmm = style.px_per_mm
+    W, H = round(lay.page_mm[0] * ppmm), round(lay.page_mm[1] * ppmm)
+    header_rng, aug_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    notes: list[str] = []
+
+    gx0, gy0, gx1, gy1 = (v * ppmm for v in lay.grid_mm)
+    img = _paper(W, H, (gx0, gy0, gx1, gy1), ppmm, style.grid_color, style.paper_color, style.minor_grid).copy()
+
+    # Windows: start where asked unless that runs past the end; a short record leaves panels short.
+    duration = record.duration
+    start = min(style.start_s, max(0.0, duration - lay.seconds))
+    shift = start - style.start_s
+    if shift:
+        notes.append(f"start moved from {style.start_s:g} s to {start:g} s to fit the record")
+    if duration < start + lay.seconds - 1e-9:
+        notes.append(f"record is {duration:g} s, shorter than the {lay.seconds:g} s printed; panels end early")
+
+    thick = max(1.0, style.trace_width_mm * ppmm)
+    font_px = max(6, round(style.font_size_mm * ppmm))
+    leads_out: list[dict] = []
+    cal_out: list[dict] = []
+    sep_out: list[dict] = []
+    text_out: list[dict] = []
+    page_pts: list[tuple[np.ndarray, np.ndarray]] = []
+
+    fs = record.fs
+    for p in lay.panels:
+        t0, t1 = p.t0 + shift, p.t1 + shift
+        n = record.n_samples
+        i0 = min(n, max(0, math.ceil(t0 * fs - 1e-6)))
+        i1 = max(i0, min(n, math.ceil(t1 * fs - 1e-6)))  # samples with t in [t0, t1)
+        v = record.signal[LEADS.index(p.lead), i0:i1].astype(np.float64)
+        t = np.arange(i0, i1) / fs
+        xs = (p.x0 + (t - t0) * style.speed) * ppmm
+        ys = (p.baseline - v * style.gain) * ppmm
+        ys_c = np.clip(ys, 0, H - 1)  # a huge deflection is cut at the page edge, as a printer would
+        n_clipped = int(np.count_nonzero(ys_c != ys))
+        draw_polyline(img, xs, ys_c, style.trace_color, thick)
+        page_pts.append((xs, ys_c))
+        leads_out.append(
+            {
+                "lead": p.lead,
+                "row": p.row,
+                "col": p.col,
+                "box_page": [p.x0 * ppmm, p.top * ppmm, p.x1 * ppmm, p.bottom * ppmm],
+                "baseline_y_page": round(p.baseline * ppmm, 2),
+                "t_start": round(t0, 6),
+                "t_end": round(t1, 6),
+                "sample_start": i0,
+                "sample_end": i1,
+                "n_samples": i1 - i0,
+                "truncated": bool(i1 < math.ceil(t1 * fs - 1e-6)),
+                "n_clipped": n_clipped,
+            }
+        )
+        if style.separators and p.col > 0:
+            x = p.x0 * ppmm
+            half = 1.5 * ppmm
+            sy = p.baseline * ppmm
+            draw_polyline(img, np.array([x, x]), np.array([sy - half, sy + half]), style.trace_color, thick)
+            sep_out.append({"row": p.row, "box_page": [x, sy - half, x, sy + half]})
+        if style.lead_labels:
+            box = draw_text(
+                img, p.x0 * ppmm + 0.8 * ppmm, p.top * ppmm + 1.0 * ppmm, p.lead, style.font, font_px, style.text_color
+            )
+            if box:
+                text_out.append({"kind": "lead_label", "text": p.lead, "box_page": box})
+
+    if style.calibration:
+        for r, base in enumerate(lay.row_baselines):
+            x0 = lay.row_x0
+            g = style.gain
+            xm = np.array([x0, x0 + 1, x0 + 1, x0 + 6, x0 + 6, x0 + PULSE_MM]) * ppmm
+            ym = np.array([base, base, base - g, base - g, base, base]) * ppmm
+            draw_polyline(img, xm, ym, style.trace_color, thick)
+            cal_out.append({"row": r, "box_page": [xm[1], ym[2], xm[3], ym[0]], "mv": 1.0})
+
+    if style.header:
+        hx, hy = lay.header_mm[0] * ppmm, 3.0 * ppmm
+        lines = header_lines(record, header_rng, style.header_measurements)
+        for k, line in enumerate(lines):
+            box = draw_text(img, hx, hy + k * font_px * 1.45, line, style.font, font_px, style.text_color)
+            if box:
+                text_out.append({"kind": "header", "text": line, "box_page": box})
+        line = settings_line(style.speed, style.gain, style.filter_text, style.mains_hz)
+        box = draw_text(img, hx, gy1 + 0.8 * ppmm, line, style.font, font_px, style.text_color)
+        if box:
+            text_out.append({"kind": "settings", "text": line, "box_page": box})
+
+    result = aug.apply(img, ops, aug_rng, style.dpi) if ops else None
+    M = result.homography if result else np.eye(3)
+    final = result.image if result else img
+    identity = bool(np.allclose(M, np.eye(3)))
+
+    def warp_box(b: Sequence[float]) -> list[float]:
+        if identity:
+            return [round(float(c), 1) for c in b]
+        bx = np.array([b[0], b[2], b[2], b[0]], np.float64)
+        by = np.array([b[1], b[1], b[3], b[3]], np.float64)
+        return _box(*aug.transform_points(M, bx, by))
+
+    for entry, (xs, ys) in zip(leads_out, page_pts):
+        if not identity:
+            xs, ys = aug.transform_points(M, xs, ys)
+        entry["bbox"] = warp_box(entry.pop("box_page"))
+        entry["n_outside"] = int(np.count_nonzero((xs < 0) | (ys < 0) | (xs > W - 1) | (ys > H - 1)))
+        entry["x"] = _r1(xs)
+        entry["y"] = _r1(ys)
+    for group in (cal_out, sep_out, text_out):
+        for entry in group:
+            entry["bbox"] = warp_box(entry.pop("box_page"))
+
+    sidecar = {
+        "version": SIDECAR_VERSION,
+        "record_id": record.id,
+        "source": record.meta.get("source"),
+        "fs": fs,
+        "record_seconds": round(duration, 6),
+        "layout": layout,
+        "seed": seed,
+        "width": W,
+        "height": H,
+        "paper": style.paper,
+        "paper_mm": [round(v, 2) for v in lay.page_mm],
+        "dpi": style.dpi,
+        "px_per_mm": round(ppmm, 6),
+        "speed_mm_s": style.speed,
+        "gain_mm_mv": style.gain,
+        "seconds": lay.seconds,
+        "start_s": round(start, 6),
+        "grid": {
+            "color": style.grid_color,
+            "bbox_page": [round(v, 1) for v in (gx0, gy0, gx1, gy1)],
+            "minor_px": round(ppmm, 6),
+            "major_px": round(5 * ppmm, 6),
+        },
+        "trace_px": round(thick, 3),
+        "style": {k: (list(v) if isinstance(v, tuple) else v) for k, v in style.__dict__.items()},
+        "augment": {
+            "preset": preset,
+            "applied": result.applied if result else [],
+            "homography": np.round(M, 10).tolist(),
+        },
+        "notes": notes,
+        "coordinates": "final image pixels (pixel centres at integers) unless the key ends in _page",
+        "calibration": cal_out,
+        "separators": sep_out,
+        "text": text_out,
+        "leads": leads_out,
+    }
+    return Page(array=final, sidecar=sidecar)
+

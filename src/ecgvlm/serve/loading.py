@@ -1,0 +1,70 @@
+"""Find and load the model to serve: an explicit folder, the demo's model, or the tiny base."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ecgvlm.errors import ECGVLMError
+
+TINY_SEED = 0
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ECGVLM_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ecgvlm"
+    )
+    return Path(root)
+
+
+def tiny_base_dir(seed: int = TINY_SEED) -> Path:
+    """The random tiny Mllama base, built once into the cache (atomically: build, then rename)."""
+    from ecgvlm.model.tiny import build_tiny
+
+    target = cache_dir() / f"tiny-base-seed{seed}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        build_tiny(tmp, seed=seed)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process won the race; its copy is as good as ours
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def resolve(model_dir: str | Path | None, adapter: str | Path | None) -> tuple[Path, Path | None]:
+    """(base model folder, adapter folder or None) following the documented defaults."""
+    from ecgvlm.serve.interpreter import default_model_dir
+
+    if model_dir is None:
+        model_dir = default_model_dir()
+        if model_dir is None:
+            return tiny_base_dir(), (Path(adapter) if adapter else None)
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ECGVLMError("model folder not found", model_dir)
+    if adapter is None and (model_dir / "adapter" / "adapter_config.json").is_file():
+        adapter = model_dir / "adapter"
+    if adapter is not None and not Path(adapter).is_dir():
+        raise ECGVLMError("adapter folder not found", adapter)
+    return model_dir, (Path(adapter) if adapter else None)
+
+
+def load(model_dir: str | Path | None, adapter: str | Path | None, device: str | None) -> tuple[Any, Any, str]:
+    """(model in eval mode, processor, display name)."""
+    from ecgvlm.model.load import load_model_and_processor
+
+    base, adapter_dir = resolve(model_dir, adapter)
+    model, processor = load_model_and_processor(base, adapter=adapter_dir, device=device)
+    model.eval()
+    name = base.name if adapter_dir is None else f"{base.name}+{adapter_dir.name}"
+    return model, processor, name

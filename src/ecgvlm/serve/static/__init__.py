@@ -1,0 +1,1 @@
+"""The web page served at ``/`` (HTML, CSS, JS; no external assets)."""

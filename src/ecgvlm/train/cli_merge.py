@@ -1,0 +1,26 @@
+"""Merge a trained LoRA adapter (or partial weights) into its base: one plain Mllama checkpoint.
+
+External engines (SGLang, TGI, ...) serve the merged folder; vLLM never supported LoRA on Mllama.
+Example:
+  ecgvlm merge --base runs/train/tiny-base --adapter runs/train --out runs/merged
+  ecgvlm merge --adapter runs/train --out runs/merged        # base read from adapter_config.json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base", default=None, help="base model folder (default: the one the adapter names)")
+    parser.add_argument("--adapter", required=True, help="training output folder (adapter or partial weights)")
+    parser.add_argument("--out", required=True, help="folder for the merged model (safetensors)")
+    parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+
+
+def main(args) -> int:
+    from ecgvlm.train.merge import merge
+
+    out = merge(args.base, args.adapter, args.out, dtype=args.dtype)
+    print(f"wrote {out}")
+    return 0

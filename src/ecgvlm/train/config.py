@@ -1,0 +1,142 @@
+"""Training recipes: plain dataclasses read from YAML, with dotted ``key=value`` overrides.
+
+    ecgvlm train --config configs/tiny_cpu.yaml lora.r=16 train.max_steps=20
+
+The YAML mirrors the dataclasses below section by section; unknown keys are errors (a typo must
+not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ecgvlm.errors import ECGVLMError
+
+
+@dataclass
+class ModelCfg:
+    path: str = "tiny"  # a local Mllama folder, or "tiny" to build the random tiny preset
+    tiny_seed: int = 0
+    qlora: bool = False  # 4-bit base via bitsandbytes (GPU only)
+    attn: str = "sdpa"
+    max_num_tiles: int | None = None  # e.g. 1: drop padded tiles of 1-tile data (see model.tiles)
+
+
+@dataclass
+class LoraCfg:
+    r: int = 64
+    alpha: int = 128
+    dropout: float = 0.05
+    target_regex: str | None = None
+
+
+@dataclass
+class DataCfg:
+    train: str = ""
+    val: str | None = None
+    max_len: int = 512
+    sources: str = "all"
+    group_by_length: bool = False
+    image_root: str | None = None
+
+
+@dataclass
+class TrainCfg:
+    seed: int = 0
+    epochs: float = 3
+    max_steps: int | None = None  # optimizer steps; overrides epochs when set
+    batch_size: int = 4  # per device
+    grad_accum: int = 1
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    max_grad_norm: float = 1.0
+    precision: str = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    gradient_checkpointing: bool = True
+    label_logits_only: bool = True  # lm_head only at answer positions (never full-vocab logits)
+    log_every: int = 1
+    save_every: int = 100
+    keep_checkpoints: int = 2
+    threads: int | None = None
+
+
+@dataclass
+class RecipeCfg:
+    output_dir: str = "runs/train"
+    tuning: str = "paper"  # paper | language | partial | regex
+    deepspeed: str | None = None  # path to a DeepSpeed JSON (ZeRO-2), relative to the YAML or cwd
+    model: ModelCfg = field(default_factory=ModelCfg)
+    lora: LoraCfg = field(default_factory=LoraCfg)
+    data: DataCfg = field(default_factory=DataCfg)
+    train: TrainCfg = field(default_factory=TrainCfg)
+
+
+def _parse_value(text: str) -> Any:
+    value = yaml.safe_load(text)
+    return text if value is None and text not in ("null", "~", "") else value
+
+
+def _build(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise ECGVLMError(f"section {where or 'top'} must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ECGVLMError(f"unknown key {where + key!r}; known: {', '.join(fields)}")
+        sub = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        if sub is not None and dataclasses.is_dataclass(sub):
+            kwargs[key] = _build(sub, value or {}, f"{where}{key}.")
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ECGVLMError(f"override {key!r}: {p!r} is not a section")
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RecipeCfg:
+    """Read a recipe YAML, apply ``a.b=value`` overrides, and return the typed config."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text("utf-8")) or {}
+        except FileNotFoundError:
+            raise ECGVLMError("config file not found", path) from None
+        except yaml.YAMLError as e:
+            raise ECGVLMError(f"invalid YAML: {str(e).splitlines()[0]}", path) from None
+    for item in overrides:
+        if "=" not in item:
+            raise ECGVLMError(f"override {item!r} is not key=value")
+        key, value = item.split("=", 1)
+        set_dotted(data, key.strip(), _parse_value(value.strip()))
+    try:
+        cfg = _build(RecipeCfg, data, "")
+    except ECGVLMError as e:
+        raise ECGVLMError(str(e), path) from None
+    if path is not None and cfg.deepspeed and not Path(cfg.deepspeed).is_file():
+        beside = Path(path).parent / Path(cfg.deepspeed).name
+        if beside.is_file():
+            cfg.deepspeed = str(beside)
+    return cfg
+
+
+def to_dict(cfg: RecipeCfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def to_yaml(cfg: RecipeCfg) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -1,0 +1,31 @@
+"""Fold a LoRA adapter (or partial weights) into the base weights and save a plain checkpoint."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ecgvlm.errors import ECGVLMError
+
+
+def merge(base: str | Path | None, adapter: str | Path, out: str | Path, dtype: str | None = None) -> Path:
+    import torch
+
+    from ecgvlm.model.load import base_of, load_model_and_processor
+
+    adapter, out = Path(adapter), Path(out)
+    base = Path(base) if base else base_of(adapter)
+    if base is None:
+        raise ECGVLMError("cannot tell the base model: pass --base", adapter)
+    torch_dtype = getattr(torch, dtype) if dtype else None
+    model, processor = load_model_and_processor(base, adapter=adapter, dtype=torch_dtype, device="cpu")
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    tmp = out.parent / f".{out.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    processor.save_pretrained(str(tmp))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out

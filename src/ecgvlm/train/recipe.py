@@ -1,0 +1,321 @@
+"""The fine-tuning recipe, top to bottom: setup -> train -> save.
+
+A plain PyTorch loop; accelerate only places the model on devices, does bf16 autocast and wraps
+DeepSpeed ZeRO-2 when the recipe names a DeepSpeed JSON. Resuming restores weights, AdamW,
+scheduler, RNG and the position in the (seeded, per-epoch) data order, so a killed and resumed
+CPU run ends bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ecgvlm.errors import ECGVLMError
+from ecgvlm.io import atomic_write_json, atomic_write_text
+from ecgvlm.train.config import RecipeCfg, to_yaml
+
+IGNORE = -100
+
+
+# ---------------------------------------------------------------- setup helpers
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_precision(cfg: RecipeCfg) -> str:
+    p = cfg.train.precision
+    if p == "auto":
+        return "bf16" if torch.cuda.is_available() else "fp32"
+    if p not in ("bf16", "fp32"):
+        raise ECGVLMError(f"train.precision must be auto, bf16 or fp32, not {p!r}")
+    return p
+
+
+def base_model_dir(cfg: RecipeCfg, out: Path) -> Path:
+    """The base model folder; ``tiny`` builds the random tiny preset (deterministic) once."""
+    if cfg.model.path != "tiny":
+        return Path(cfg.model.path).resolve()
+    from ecgvlm.model.tiny import build_tiny
+
+    target = out / "tiny-base"
+    if not (target / "model.safetensors").is_file():
+        tmp = out / ".tiny-base.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        build_tiny(tmp, seed=cfg.model.tiny_seed)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    return target.resolve()
+
+
+def load_base(cfg: RecipeCfg, path: Path, precision: str, device: str):
+    from ecgvlm.model.load import load_model
+
+    if cfg.model.qlora:
+        return load_qlora_base(path)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    model = load_model(path, dtype=dtype, device=None, attn=cfg.model.attn)
+    if cfg.model.max_num_tiles:
+        from ecgvlm.model.tiles import shrink_tiles
+
+        shrink_tiles(model, cfg.model.max_num_tiles)
+    return model
+
+
+def load_qlora_base(path: Path):
+    """A 4-bit NF4 base (bitsandbytes) for 24-48 GB GPUs. Refused on CPU."""
+    if not torch.cuda.is_available():
+        raise ECGVLMError("model.qlora=true needs a CUDA GPU (bitsandbytes 4-bit); use fp32 LoRA on CPU")
+    try:
+        from transformers import BitsAndBytesConfig, MllamaForConditionalGeneration
+    except ImportError as e:
+        raise ECGVLMError(f"model.qlora needs bitsandbytes: pip install 'ecgvlm[gpu]' ({e})") from None
+    from peft import prepare_model_for_kbit_training
+
+    q = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_use_double_quant=True,
+        llm_int8_skip_modules=["lm_head", "multi_modal_projector", "vision_model.patch_embedding"],
+    )
+    model = MllamaForConditionalGeneration.from_pretrained(
+        str(path), quantization_config=q, local_files_only=True, dtype=torch.bfloat16, device_map={"": 0}
+    )
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+
+
+def cosine_schedule(optimizer, warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def deepspeed_plugin(cfg: RecipeCfg, precision: str):
+    """Fill the DeepSpeed JSON's "auto" fields from the recipe so the file alone decides nothing silently."""
+    from accelerate.utils import DeepSpeedPlugin
+
+    try:
+        ds = json.loads(Path(cfg.deepspeed).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ECGVLMError(f"cannot read DeepSpeed config ({e})", cfg.deepspeed) from None
+    fill = {
+        "train_micro_batch_size_per_gpu": cfg.train.batch_size,
+        "gradient_accumulation_steps": cfg.train.grad_accum,
+        "gradient_clipping": cfg.train.max_grad_norm,
+    }
+    for k, v in fill.items():
+        if ds.get(k, "auto") == "auto":
+            ds[k] = v
+    ds.pop("train_batch_size", None)  # derived by DeepSpeed from the two above and the world size
+    ds.setdefault("bf16", {})["enabled"] = precision == "bf16"
+    ds.setdefault("fp16", {})["enabled"] = False
+    ds["zero_allow_untested_optimizer"] = True
+    return DeepSpeedPlugin(hf_ds_config=ds)
+
+
+# ---------------------------------------------------------------- the loss
+def causal_lm_loss(model, batch: dict, label_logits_only: bool = True) -> torch.Tensor:
+    """Mean next-token cross-entropy over answer tokens.
+
+    With ``label_logits_only`` lm_head runs only at positions whose next token is a label, through
+    transformers' boolean ``logits_to_keep``: a 128k-vocab logit tensor for every position (the
+    largest activation of a long prompt) never exists.
+    """
+    labels = batch["labels"]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    target = labels[:, 1:]
+    if not label_logits_only:
+        logits = model(**inputs, use_cache=False).logits[:, :-1]
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE)
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = target != IGNORE
+    if not keep.any():  # nothing to learn in this batch (all answers truncated): a zero that has a graph
+        return sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
+    logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
+    return F.cross_entropy(logits.float(), target[target != IGNORE])
+
+
+# ---------------------------------------------------------------- the recipe
+def train(cfg: RecipeCfg, resume: bool = False) -> Path:
+    """Run the recipe; returns the output folder (adapter or partial weights + processor + config + log)."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from ecgvlm.model.load import PARTIAL_WEIGHTS, load_processor
+    from ecgvlm.model.tuning import LoraSettings, apply_tuning, describe_trainable
+    from ecgvlm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from ecgvlm.train.data import Collator, InstructDataset, epoch_batches
+
+    # ---- setup
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if not cfg.data.train:
+        raise ECGVLMError("data.train is not set (the instruction file to train on)")
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    if not resume and latest_checkpoint(ckpt_dir):
+        raise ECGVLMError("holds checkpoints of an earlier run: pass --resume, or choose a new output_dir", out)
+    precision = resolve_precision(cfg)
+    if precision == "bf16" and not torch.cuda.is_available():
+        print("note: bf16 on CPU is several times slower than fp32")
+    plugin = deepspeed_plugin(cfg, precision) if cfg.deepspeed else None
+    accelerator = Accelerator(
+        mixed_precision="bf16" if precision == "bf16" else "no",
+        gradient_accumulation_steps=cfg.train.grad_accum,
+        deepspeed_plugin=plugin,
+        log_with=None,
+    )
+    seed_everything(cfg.train.seed)
+    base_dir = base_model_dir(cfg, out)
+    processor = load_processor(base_dir)
+    model = load_base(cfg, base_dir, precision, accelerator.device.type)
+    model = apply_tuning(
+        model, cfg.tuning, LoraSettings(cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout), cfg.lora.target_regex
+    )
+    summary = describe_trainable(model, cfg.tuning)
+    accelerator.print(summary)
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    data = InstructDataset(
+        cfg.data.train, processor.tokenizer, cfg.data.max_len, cfg.data.sources, cfg.data.image_root
+    )
+    collate = Collator(processor)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    global_batch = cfg.train.batch_size * world
+    micro_per_epoch = math.ceil(len(data) / global_batch)
+    steps_per_epoch = max(1, micro_per_epoch // cfg.train.grad_accum)
+    total_steps = cfg.train.max_steps or max(1, int(cfg.train.epochs * steps_per_epoch))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    scheduler = cosine_schedule(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    position = {"step": 0, "epoch": 0, "batch": 0}
+    log: list[dict] = []
+    if resume:
+        last = latest_checkpoint(ckpt_dir)
+        if last is None:
+            accelerator.print(f"no checkpoint in {ckpt_dir}; starting from step 0")
+        elif plugin is not None:
+            accelerator.load_state(str(last / "accelerate"))
+            position = json.loads((last / "state.json").read_text())["position"]
+            log = json.loads((last / "log.json").read_text())
+        else:
+            position, log = load_checkpoint(last, accelerator.unwrap_model(model), optimizer, scheduler)
+            accelerator.print(f"resumed from {last.name}")
+    atomic_write_text(out / "config.yaml", to_yaml(cfg))
+
+    writer = None
+    if accelerator.is_main_process:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tensorboard"))
+
+    def checkpoint() -> None:
+        if plugin is not None:
+            final = ckpt_dir / f"step-{position['step']:06d}"
+            tmp = ckpt_dir / f".{final.name}.tmp"
+            accelerator.save_state(str(tmp / "accelerate"))
+            if accelerator.is_main_process:
+                atomic_write_json(tmp / "state.json", {"position": position}, indent=None)
+                atomic_write_json(tmp / "log.json", log, indent=None)
+                shutil.rmtree(final, ignore_errors=True)
+                os.replace(tmp, final)
+        elif accelerator.is_main_process:
+            save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, dict(position), log,
+                            cfg.train.keep_checkpoints)
+        accelerator.wait_for_everyone()
+
+    # ---- train
+    model.train()
+    bar = tqdm(total=total_steps, initial=position["step"], desc="train", disable=not accelerator.is_main_process)
+    t0, seen = time.perf_counter(), 0
+    micro = 0
+    while position["step"] < total_steps:
+        batches = epoch_batches(
+            len(data), global_batch, cfg.train.seed, position["epoch"], data.lengths(), cfg.data.group_by_length
+        )
+        while position["batch"] < len(batches) and position["step"] < total_steps:
+            idx = batches[position["batch"]]
+            mine = idx[rank * cfg.train.batch_size : (rank + 1) * cfg.train.batch_size] or idx[: cfg.train.batch_size]
+            batch = {k: v.to(accelerator.device) for k, v in collate([data[i] for i in mine]).items()}
+            if precision == "bf16":
+                batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
+            with accelerator.accumulate(model):
+                loss = causal_lm_loss(model, batch, cfg.train.label_logits_only)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and plugin is None and cfg.train.max_grad_norm:
+                    accelerator.clip_grad_norm_(params, cfg.train.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            position["batch"] += 1
+            seen += len(idx)
+            micro += 1
+            if accelerator.sync_gradients:
+                scheduler.step()
+                position["step"] += 1
+                bar.update(1)
+                entry = {"step": position["step"], "epoch": position["epoch"], "loss": float(loss.detach()),
+                         "lr": scheduler.get_last_lr()[0]}
+                log.append(entry)
+                bar.set_postfix(loss=f"{entry['loss']:.4f}")
+                if writer and position["step"] % cfg.train.log_every == 0:
+                    writer.add_scalar("train/loss", entry["loss"], position["step"])
+                    writer.add_scalar("train/lr", entry["lr"], position["step"])
+                if cfg.train.save_every and position["step"] % cfg.train.save_every == 0:
+                    checkpoint()
+        if position["batch"] >= len(batches):
+            position["epoch"] += 1
+            position["batch"] = 0
+    bar.close()
+    wall = time.perf_counter() - t0
+
+    # ---- save
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(model)
+        tmp = out / ".final.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        if cfg.tuning == "partial":
+            from safetensors.torch import save_file
+
+            tmp.mkdir()
+            trained = {n: p.detach().contiguous().cpu() for n, p in final.named_parameters() if p.requires_grad}
+            save_file(trained, str(tmp / PARTIAL_WEIGHTS))
+            atomic_write_json(tmp / "partial_config.json", {"base_model_name_or_path": str(base_dir),
+                                                            "tuning": "partial", "tensors": len(trained)})
+        else:
+            final.save_pretrained(str(tmp), safe_serialization=True)
+        processor.save_pretrained(str(tmp))
+        for f in tmp.iterdir():
+            os.replace(f, out / f.name)
+        tmp.rmdir()
+        from ecgvlm.io import write_jsonl
+
+        write_jsonl(out / "train_log.jsonl", log)
+        atomic_write_json(out / "train_summary.json", {
+            "trainable": summary, "steps": position["step"], "wall_s": round(wall, 2),
+            "samples_per_s": round(seen / wall, 3) if wall > 0 else None,
+            "final_loss": log[-1]["loss"] if log else None,
+        })
+        if writer:
+            writer.close()
+    accelerator.wait_for_everyone()
+    return out

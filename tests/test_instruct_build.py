@@ -1,0 +1,238 @@
+"""The dataset builder end to end: determinism, resume after SIGKILL, splits, grounded answers,
+real WFDB records as a source, and loading with `datasets`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ecgvlm.errors import ECGVLMError
+from ecgvlm.instruct.build import BuildConfig, build
+from ecgvlm.instruct.reader import check_file, iter_rows
+from ecgvlm.instruct.tasks import TASKS
+from test_instruct_tasks import check_answer
+
+N = 40
+SEED = 3
+SYNTH = BuildConfig(source=f"synth:{N}", seed=SEED, augment="mixed", layout="mixed")
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            if p.name == "README.md":  # the card quotes the command, which names --out and --workers
+                data = b"\n".join(
+                    line for line in data.split(b"\n") if not line.startswith(b"ecgvlm dataset")
+                )
+            out[str(p.relative_to(root))] = data
+    return out
+
+
+@pytest.fixture(scope="module")
+def synth_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("ecgvlm.signals.synth")
+    out = tmp_path_factory.mktemp("synth") / "d1"
+    build(SYNTH, out, workers=1, progress=False)
+    return out
+
+
+def test_same_options_give_identical_bytes_for_any_worker_count(synth_build: Path, tmp_path: Path) -> None:
+    build(SYNTH, tmp_path / "d2", workers=2, progress=False)
+    a, b = files_of(synth_build), files_of(tmp_path / "d2")
+    assert sorted(a) == sorted(b)
+    assert [k for k in a if a[k] != b[k]] == []
+    assert len([k for k in a if k.startswith("images/") and k.endswith(".png")]) == N
+
+
+@pytest.mark.slow
+def test_killed_build_resumes_to_the_same_result(synth_build: Path, tmp_path: Path) -> None:
+    out = tmp_path / "killed"
+    cmd = [
+        sys.executable,
+        "-m",
+        "ecgvlm",
+        "dataset",
+        "build",
+        "--source",
+        f"synth:{N}",
+        "--out",
+        str(out),
+        "--seed",
+        str(SEED),
+        "--augment",
+        "mixed",
+        "--layout",
+        "mixed",
+        "--no-progress",
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    units = out / ".staging" / "units"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if units.is_dir() and len(list(units.glob("*.json"))) >= N // 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the build finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "train.json").exists()
+    done = len(list(units.glob("*.json")))
+    assert N // 2 <= done < N
+    rc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert rc.returncode == 0, rc.stderr
+    assert f"{N - done} made now, {done} resumed" in rc.stdout
+    a, b = files_of(synth_build), files_of(out)
+    assert sorted(a) == sorted(b)
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+def test_every_row_is_grounded_in_its_record(synth_build: Path) -> None:
+    from ecgvlm.signals.synth import synthesize_record
+
+    split_of: dict[str, str] = {}
+    tasks = {s: set() for s in ("train", "val", "test")}
+    for split in ("train", "val", "test"):
+        rows = list(iter_rows(synth_build / f"{split}.json"))
+        for row in rows:
+            meta = row.metadata
+            rid = meta["record_id"]
+            assert split_of.setdefault(rid, split) == split, f"{rid} in two splits"
+            assert meta["split"] == split and meta["source"] == "synth"
+            rec = synthesize_record(SEED, int(rid.rsplit("-", 1)[1]))
+            assert rec.id == rid
+            gold = meta["gold"]
+            assert gold["scp"] == {c: int(round(v)) for c, v in rec.labels.items()}
+            assert gold["measurements"] == {k: round(float(v), 1) for k, v in rec.measurements.items()}
+            qa = SimpleNamespace(subtask=meta["subtask"], question=row.question, answer=row.answer, gold=gold)
+            check_answer(qa, rec.labels, rec.measurements)
+            assert row.image == f"images/{rid}.png"
+            tasks[split].add(meta["subtask"])
+    assert len(split_of) == N
+    assert tasks["train"] == set(TASKS)
+    # Test records get one question of every task they can answer.
+    for rid in [r for r, s in split_of.items() if s == "test"]:
+        rows = [r for r in iter_rows(synth_build / "test.json") if r.metadata["record_id"] == rid]
+        assert len({r.task for r in rows}) == len(rows) >= 4
+
+
+def test_card_counts_agree_with_the_files(synth_build: Path) -> None:
+    stats = json.loads((synth_build / "stats.json").read_text())
+    card = (synth_build / "README.md").read_text()
+    for split in ("train", "val", "test"):
+        n = len(json.loads((synth_build / f"{split}.json").read_text()))
+        assert stats["rows"].get(split, 0) == n
+        assert f"| {split} | {stats['records'].get(split, 0)} | {n} |" in card
+    assert sum(stats["records"].values()) == N
+    assert sum(stats["style"]["layout"].values()) == N and len(stats["style"]["layout"]) >= 2
+    assert "## Superclasses" in card and "## SCP statements" in card and "augment:" in card
+    assert sum(sum(v.values()) for v in stats["tasks"].values()) == sum(stats["rows"].values())
+
+
+def test_datasets_load_json_reads_the_output(synth_build: Path, tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    files = {s: str(synth_build / f"{s}.json") for s in ("train", "val", "test")}
+    ds = datasets.load_dataset("json", data_files=files, cache_dir=str(tmp_path / "hf"))
+    for split, path in files.items():
+        rows = json.loads(Path(path).read_text())
+        assert ds[split].num_rows == len(rows)
+        assert ds[split][0]["conversations"][0]["value"].startswith("<image>\n")
+        assert ds[split][0]["metadata"]["gold"]["answer"] == rows[0]["metadata"]["gold"]["answer"]
+
+
+def test_real_wfdb_records_as_a_source(tmp_path: Path, fixtures_dir: Path) -> None:
+    from ecgvlm.signals.readers import read_record
+
+    src = fixtures_dir / "real"
+    if not src.is_dir():
+        pytest.skip("tests/fixtures/real is missing")
+    out = tmp_path / "real"
+    cfg = BuildConfig(source=f"wfdb:{src}", seed=1, augment="light", on_error="raise")
+    res = build(cfg, out, workers=2, progress=False)
+    n = len(list(src.rglob("*.hea")))
+    assert sum(res.counts["records"].values()) == n
+    ids = set()
+    for split in ("train", "val", "test"):
+        s = check_file(out / f"{split}.json", root=out, on_error="raise")
+        assert not s.skipped
+        for row in iter_rows(out / f"{split}.json"):
+            ids.add(row.metadata["record_id"])
+            if row.task == "yesno" and row.answer == "yes":
+                assert row.metadata["gold"]["condition"] in row.metadata["gold"]["scp"]
+    assert len(ids) == n
+    rec = read_record(src / "torch_ecg_cinc2021" / "E07500.hea")
+    rows = [r for r in iter_rows(out / "train.json") if r.metadata["record_id"] == rec.id]
+    rows += [
+        r for s in ("val", "test") for r in iter_rows(out / f"{s}.json") if r.metadata["record_id"] == rec.id
+    ]
+    assert rows and rows[0].metadata["gold"]["scp"] == {c: int(round(v)) for c, v in rec.labels.items()}
+
+
+def test_other_options_in_the_same_folder_are_refused(tmp_path: Path, fixtures_dir: Path) -> None:
+    src = fixtures_dir / "real" / "ecg_image_kit_ptbxl"
+    build(BuildConfig(source=f"wfdb:{src}", seed=1), tmp_path, progress=False)
+    with pytest.raises(ECGVLMError, match="other options"):
+        build(BuildConfig(source=f"wfdb:{src}", seed=2), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [
+        ({"source": "synth:x"}, "positive record count"),
+        ({"source": "csv:foo"}, "synth:N, ptbxl:PATH or wfdb:DIR"),
+        ({"source": "wfdb:/nonexistent"}, "does not exist"),
+        ({"source": "synth:3", "tasks": ("story",)}, "unknown task"),
+        ({"source": "synth:3", "split": (0.5, 0.5, 0.5)}, "summing to 1"),
+        ({"source": "synth:3", "layout": "5x5"}, "unknown layout"),
+    ],
+)
+def test_bad_options_give_one_line_errors(kwargs: dict, words: str) -> None:
+    with pytest.raises(ECGVLMError, match=words):
+        BuildConfig(**kwargs)
+
+
+def test_cli_build_and_stats_on_real_records(
+    tmp_path: Path, fixtures_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from ecgvlm.cli import main
+
+    src = fixtures_dir / "real" / "torch_ecg_cinc2021"
+    out = tmp_path / "cli"
+    assert (
+        main(
+            [
+                "dataset",
+                "build",
+                "--source",
+                f"wfdb:{src}",
+                "--out",
+                str(out),
+                "--questions-per-record",
+                "2",
+                "--tasks",
+                "superclass,yesno,mcq",
+                "--step-by-step",
+                "--no-progress",
+                "--augment",
+                "none",
+            ]
+        )
+        == 0
+    )
+    assert "records" in capsys.readouterr().out
+    rows = [r for s in ("train", "val", "test") for r in iter_rows(out / f"{s}.json")]
+    assert {r.task for r in rows} <= {"superclass", "yesno", "mcq"}
+    assert all(r.answer.startswith("Step 1:") and "\nAnswer: " in r.answer for r in rows)
+    assert main(["dataset", "stats", str(out)]) == 0
+    assert "superclass" in capsys.readouterr().out
+    assert main(["dataset", "build", "--source", "synth:0", "--out", str(out)]) == 2
