@@ -47,9 +47,13 @@ def published(preds: list[dict], labels: list[str]) -> dict:
 
 
 def rows(pairs):
-    return [{"id": str(i), "task": "superclass", "prediction": p, "reference": r} for i, (p, r) in enumerate(pairs)]
+    return [
+        {"id": str(i), "task": "superclass", "prediction": p, "reference": r}
+        for i, (p, r) in enumerate(pairs)
+    ]
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning")
 def test_ecgbench_matches_published_rules_with_degenerate_class_and_lowercase():
     # CD is in every reference (degenerate); HYP in none (not a class); lower-case codes must not match;
     # "AMI" contains "MI" and counts, as the substring rule says.
@@ -87,7 +91,9 @@ def test_ecgbench_plain_mean_when_no_class_is_degenerate():
 
 def test_ecgbench_cpsc_and_code15_codes():
     cpsc = ["NORM", "AF", "I-AVB", "LBBB", "RBBB", "PAC", "PVC", "STD", "STE"]
-    preds = rows([("AF, PVC", "AF"), ("I-AVB", "I-AVB, RBBB"), ("af", "AF, STE"), ("STD", "STD"), ("NORM", "PAC")])
+    preds = rows(
+        [("AF, PVC", "AF"), ("I-AVB", "I-AVB, RBBB"), ("af", "AF, STE"), ("STD", "STD"), ("NORM", "PAC")]
+    )
     got, want = score_ecgbench(preds, cpsc), published(preds, cpsc)
     assert (got["f1"], got["hamming"], got["auc"]) == (want["f1"], want["hamming"], want["auc_rest"])
 
@@ -98,8 +104,11 @@ def test_mcq_letter_extraction_and_seeded_fallback():
         {"id": "1", "prediction": "The answer is (B).", "gold": {"answer": "B"}},
         {"id": "2", "prediction": "C", "gold": {"answer": "C"}},
         {"id": "3", "prediction": "(D) Atrial flutter", "gold": {"answer": "A"}},
-        {"id": "4", "prediction": "I cannot tell from this image.", "gold": {"answer": fallback,
-         "options": ["x", "y", "z", "w"]}},
+        {
+            "id": "4",
+            "prediction": "I cannot tell from this image.",
+            "gold": {"answer": fallback, "options": ["x", "y", "z", "w"]},
+        },
         {"id": "5", "prediction": "A. Sinus rhythm", "gold": {"answer": "A"}},
     ]
     assert [extract_letter(p["prediction"]) for p in preds] == ["B", "C", "D", None, "A"]
@@ -148,8 +157,16 @@ def _strict_rows(n: int, seed: int, tie: bool = False) -> list[dict]:
         if tie:
             scores = {c: round(v, 1) for c, v in scores.items()}  # many ties
         text = ", ".join(c for c in SUPER if scores[c] >= 0.5) or "normal ECG"
-        out.append({"id": f"r{i}", "task": "superclass", "prediction": text, "reference": ", ".join(gold),
-                    "gold": {"superclasses": gold}, "scores": scores})
+        out.append(
+            {
+                "id": f"r{i}",
+                "task": "superclass",
+                "prediction": text,
+                "reference": ", ".join(gold),
+                "gold": {"superclasses": gold},
+                "scores": scores,
+            }
+        )
     return out
 
 
@@ -197,9 +214,18 @@ def test_measure_within_tolerance():
     assert extract_value("QRS duration is 0.12 s", "ms") == pytest.approx(120)
     assert extract_value("Heart rate: about 72 bpm, PR 160 ms", "bpm") == 72
     preds = [
-        {"prediction": "The heart rate is 72 bpm.", "gold": {"quantity": "hr", "value": 70, "tolerance": 5, "unit": "bpm"}},
-        {"prediction": "QRS 0.12 s", "gold": {"quantity": "qrs", "value": 100, "tolerance": 10, "unit": "ms"}},
-        {"prediction": "Cannot measure.", "gold": {"quantity": "qrs", "value": 90, "tolerance": 10, "unit": "ms"}},
+        {
+            "prediction": "The heart rate is 72 bpm.",
+            "gold": {"quantity": "hr", "value": 70, "tolerance": 5, "unit": "bpm"},
+        },
+        {
+            "prediction": "QRS 0.12 s",
+            "gold": {"quantity": "qrs", "value": 100, "tolerance": 10, "unit": "ms"},
+        },
+        {
+            "prediction": "Cannot measure.",
+            "gold": {"quantity": "qrs", "value": 90, "tolerance": 10, "unit": "ms"},
+        },
         {"prediction": "98 ms", "gold": {"quantity": "qrs", "value": 96, "tolerance": 10, "unit": "ms"}},
     ]
     m = score_measure(preds)
@@ -228,3 +254,31 @@ def test_cli_score_merges_modes_and_rejects_bad_input(tmp_path, capsys):
     assert str(bad) in err and "line 2" in err and len(err.strip().splitlines()) == 1
     assert cli(["score", "--predictions", str(p), "--benchmark", "mcq"]) == 2
     assert "no rows with task 'mcq'" in capsys.readouterr().err
+
+
+def test_weighted_auc_equals_sklearn_on_bootstrap_resamples():
+    from ecgvlm.evaluate.bootstrap import WeightedAUC
+
+    rng = np.random.default_rng(7)
+    y = rng.random((60, 4)) < 0.4
+    s = np.round(rng.random((60, 4)), 1)  # ties
+    wauc = WeightedAUC(y, s)
+    for _ in range(5):
+        idx = rng.integers(0, 60, 60)
+        want = [roc_auc_score(y[idx, j], s[idx, j]) for j in range(4)]
+        np.testing.assert_allclose(wauc(np.bincount(idx, minlength=60)), want, atol=1e-12)
+
+
+def test_strict_bad_rows_are_one_line_errors(tmp_path, capsys):
+    rows = _strict_rows(5, seed=9)
+    rows[2]["scores"]["MI"] = "high"
+    p = tmp_path / "p.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli(["score", "--predictions", str(p), "--benchmark", "ptbxl-super", "--mode", "strict"]) == 2
+    err = capsys.readouterr().err
+    assert str(p) in err and "'r2'" in err and "numbers" in err
+    rows = _strict_rows(5, seed=9)
+    del rows[1]["gold"]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli(["score", "--predictions", str(p), "--benchmark", "ptbxl-super", "--mode", "strict"]) == 2
+    assert "no 'gold' block" in capsys.readouterr().err

@@ -35,16 +35,27 @@ class FakeOpenAI:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with owner.lock:
-                    owner.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                    owner.requests.append(
+                        {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+                    )
                     owner.in_flight += 1
                     owner.max_in_flight = max(owner.max_in_flight, owner.in_flight)
-                    status, headers, content = owner.script.pop(0) if owner.script else (200, {}, json.dumps(GOOD))
+                    status, headers, content = (
+                        owner.script.pop(0) if owner.script else (200, {}, json.dumps(GOOD))
+                    )
                 time.sleep(owner.delay)
                 if status == 200:
                     payload = {
-                        "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
-                        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                     "finish_reason": "stop"}],
+                        "id": "chatcmpl-1",
+                        "object": "chat.completion",
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": content},
+                                "finish_reason": "stop",
+                            }
+                        ],
                         "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150},
                     }
                 else:
@@ -61,7 +72,9 @@ class FakeOpenAI:
                     owner.in_flight -= 1
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self.thread.start()
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
@@ -78,8 +91,9 @@ def server():
 
 
 def judge(server, tmp_path, **kw) -> LLMJudge:
-    return LLMJudge(server.base_url, "judge-model", api_key="sk-test", cache_dir=tmp_path / "cache",
-                    backoff_s=0.01, **kw)
+    return LLMJudge(
+        server.base_url, "judge-model", api_key="sk-test", cache_dir=tmp_path / "cache", backoff_s=0.01, **kw
+    )
 
 
 def test_normal_reply(server, tmp_path):
@@ -95,8 +109,11 @@ def test_normal_reply(server, tmp_path):
 
 
 def test_malformed_json_is_rejected_and_asked_again(server, tmp_path):
-    server.script = [(200, {}, "Diagnosis: 8/10, rhythm fine"), (200, {}, json.dumps({"diagnosis": 11, "waveform": 1, "rhythm": 1})),
-                     (200, {}, "```json\n" + json.dumps(GOOD) + "\n```")]
+    server.script = [
+        (200, {}, "Diagnosis: 8/10, rhythm fine"),
+        (200, {}, json.dumps({"diagnosis": 11, "waveform": 1, "rhythm": 1})),
+        (200, {}, "```json\n" + json.dumps(GOOD) + "\n```"),
+    ]
     j = judge(server, tmp_path)
     s = j.score("a", "b")
     assert s.total == 90.0
@@ -150,10 +167,26 @@ def test_parse_reply_is_strict():
 def test_cli_report_with_llm_judge(server, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     p = tmp_path / "predictions.jsonl"
-    rows = [{"id": str(i), "task": "report", "prediction": "Sinus rhythm.", "reference": f"Sinus rhythm {i}."} for i in range(3)]
+    rows = [
+        {"id": str(i), "task": "report", "prediction": "Sinus rhythm.", "reference": f"Sinus rhythm {i}."}
+        for i in range(3)
+    ]
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    args = ["score", "--predictions", str(p), "--benchmark", "report", "--judge", "llm", "--judge-base-url",
-            server.base_url, "--judge-model", "m", "--judge-cache", str(tmp_path / "c")]
+    args = [
+        "score",
+        "--predictions",
+        str(p),
+        "--benchmark",
+        "report",
+        "--judge",
+        "llm",
+        "--judge-base-url",
+        server.base_url,
+        "--judge-model",
+        "m",
+        "--judge-cache",
+        str(tmp_path / "c"),
+    ]
     assert cli(args) == 0
     doc = json.loads((tmp_path / "metrics.json").read_text())
     m = doc["benchmarks"]["report"]["llm"]

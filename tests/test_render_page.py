@@ -38,7 +38,9 @@ def beat_record(fs: float = 500.0, seconds: float = 10.0, hr: float = 72.0, seed
     for k, name in enumerate(("V1", "V2", "V3", "V4", "V5", "V6")):
         r = 0.2 + 0.25 * k
         s = -1.0 + 0.17 * k
-        chest[name] = wave([(0.10, 0.02, 0.1), (0.245, 0.009, r), (0.265, 0.01, s), (0.5, 0.045, 0.1 + 0.04 * k)])
+        chest[name] = wave(
+            [(0.10, 0.02, 0.1), (0.245, 0.009, r), (0.265, 0.01, s), (0.5, 0.045, 0.1 + 0.04 * k)]
+        )
     sig = np.stack([{**limb, **chest}[n] for n in LEADS]).astype(np.float32)
     sig += rng.normal(0, 0.01, sig.shape).astype(np.float32)
     return ECGRecord(

@@ -1,1 +1,14 @@
-"""Scoring: ECGBench-compatible and strict metrics, report judges, tables, the CNN baseline."""
+"""Scoring: ECGBench-compatible and strict metrics, report judges, tables, the CNN baseline.
+
+Public API (import from the submodules; nothing heavy is imported here):
+
+* ``labels``: ``BENCHMARK_LABELS``, ``ecgbench_labels(text, labels)``, ``extract_labels(text, benchmark)``,
+  ``gold_labels(gold, benchmark)``, ``find_mentions(text)``
+* ``ecgbench.score_ecgbench(preds, labels) -> dict``
+* ``strict.score_strict(preds, benchmark, val_preds=None, n_boot=1000, seed=0) -> dict``
+* ``mcq.score_mcq(preds, mode="ecgbench"|"strict") -> dict``; ``measure.score_measure(preds) -> dict``
+* ``judges``: ``Judge``, ``JudgeScore``, ``make_judge("findings"|"llm")``, ``score_reports(preds, judge)``;
+  ``judges.findings.FindingsJudge``; ``judges.llm.LLMJudge``
+* ``table``: ``load_run``, ``write_table(runs, out)``, ``write_sweep(sweep, out)`` (folder layouts there)
+* CLI: ``ecgvlm score`` (``cli_score``), ``ecgvlm table`` (``cli_table``)
+"""

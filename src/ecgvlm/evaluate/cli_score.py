@@ -52,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-base-url", help="OpenAI-compatible base URL (else ECGVLM_JUDGE_BASE_URL)")
     parser.add_argument("--judge-model", help="judge model name (else ECGVLM_JUDGE_MODEL)")
     parser.add_argument("--judge-concurrency", type=int, default=4)
-    parser.add_argument("--judge-cache", help="judge cache folder (else ECGVLM_JUDGE_CACHE or ~/.cache/ecgvlm/judge)")
+    parser.add_argument(
+        "--judge-cache", help="judge cache folder (else ECGVLM_JUDGE_CACHE or ~/.cache/ecgvlm/judge)"
+    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (strict)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (strict)")
 
@@ -91,7 +93,9 @@ def score_file(args: argparse.Namespace) -> tuple[str, dict]:
         from ecgvlm.evaluate.strict import score_strict
 
         val = load_rows(args.val_predictions, task) if args.val_predictions else None
-        return "strict", score_strict(rows, args.benchmark, val, args.bootstrap, args.seed, path=args.predictions)
+        return "strict", score_strict(
+            rows, args.benchmark, val, args.bootstrap, args.seed, path=args.predictions
+        )
     if args.benchmark == "mcq":
         from ecgvlm.evaluate.mcq import score_mcq
 
@@ -104,8 +108,12 @@ def score_file(args: argparse.Namespace) -> tuple[str, dict]:
 
     kwargs = {}
     if args.judge == "llm":
-        kwargs = {"base_url": args.judge_base_url, "model": args.judge_model,
-                  "concurrency": args.judge_concurrency, "cache_dir": args.judge_cache}
+        kwargs = {
+            "base_url": args.judge_base_url,
+            "model": args.judge_model,
+            "concurrency": args.judge_concurrency,
+            "cache_dir": args.judge_cache,
+        }
     judge = make_judge(args.judge, **kwargs)
     return args.judge, score_reports(rows, judge)
 

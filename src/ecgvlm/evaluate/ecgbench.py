@@ -44,7 +44,9 @@ def score_ecgbench(preds: list[dict], labels: list[str]) -> dict:
     if not classes:
         return {"n": len(preds), "classes": [], "error": "no reference contains any label code"}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # labels outside the fitted classes are dropped, as published
+        warnings.simplefilter(
+            "ignore", UserWarning
+        )  # labels outside the fitted classes are dropped, as published
         y_pred = mlb.transform(pred)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedMetricWarning)

@@ -152,3 +152,120 @@ def append_rows(path: str | Path, rows: Iterable[dict]) -> int:
         f.flush()
         os.fsync(f.fileno())
     return lines.count("\n")
+
+
+# ---------------------------------------------------------------- superclass scores
+SCORE_METHODS = ("yesno", "codes", "none")
+EOT = "<|eot_id|>"
+
+
+def superclass_question(code: str) -> str:
+    """The yes/no question asked per superclass (the instruct stage's yes/no wording)."""
+    from ecgvlm.instruct.tasks import SUPERCLASS_NAMES
+
+    return f"Does this ECG show {SUPERCLASS_NAMES[code]}?"
+
+
+def superclass_scores(
+    model, processor, images: list, prompts: list[str], method: str = "yesno"
+) -> list[dict]:
+    """Per image, a probability for each of NORM, MI, STTC, CD, HYP (the input of a ranking AUC).
+
+    ``yesno`` (default): for each superclass, ask "Does this ECG show <name>?" with the same image
+    and take P("yes") / (P("yes") + P("no")), each the probability of the whole answer followed by
+    end-of-turn (so multi-token words and prefixes like "yesterday" are handled). The five values
+    are independent, as multi-label scores should be; 5 extra prompts per row.
+    ``codes``: one forward on the row's own superclass prompt; the softmax over the five codes of
+    the likelihood that the answer starts with that code. Cheap, but the five compete for one slot
+    (answers list codes in a fixed order, so later codes are underrated): ranking within a class
+    across images still works, comparison across classes does not.
+    """
+    from ecgvlm.model.infer import option_probs
+    from ecgvlm.signals.vocab import SUPERCLASSES
+
+    if method == "none" or not images:
+        return [None] * len(images)
+    if method == "codes":
+        probs = option_probs(model, processor, images, prompts, list(SUPERCLASSES), mode="sequence")
+        return [{c: round(float(p[j]), 6) for j, c in enumerate(SUPERCLASSES)} for p in probs]
+    if method != "yesno":
+        raise ECGVLMError(f"unknown score method {method!r} (use one of {', '.join(SCORE_METHODS)})")
+    questions = [superclass_question(c) for c in SUPERCLASSES]
+    flat_images = [im for im in images for _ in questions]
+    flat_prompts = questions * len(images)
+    probs = option_probs(
+        model, processor, flat_images, flat_prompts, ["yes" + EOT, "no" + EOT], mode="sequence"
+    )
+    k = len(SUPERCLASSES)
+    return [
+        {c: round(float(probs[i * k + j, 0]), 6) for j, c in enumerate(SUPERCLASSES)}
+        for i in range(len(images))
+    ]
+
+
+# ---------------------------------------------------------------- the evaluation loop
+def select_rows(rows: list[dict], tasks: list[str] | None) -> list[dict]:
+    return [r for r in rows if not tasks or row_task(r) in tasks]
+
+
+def evaluate_rows(
+    model,
+    processor,
+    rows: list[dict],
+    image_root: str | Path,
+    out_dir: str | Path,
+    batch_size: int = 8,
+    max_new_tokens: int = 128,
+    limit: int | None = None,
+    score_method: str = "yesno",
+    progress: bool = True,
+) -> dict:
+    """Generate answers for ``rows`` (in order) into ``out_dir/predictions.jsonl``, resumably.
+
+    Batches are cut from the full row list at fixed positions and a batch is always generated
+    whole (rows already done or past ``limit`` are computed but not written), so a resumed or
+    limited run pads and batches every row exactly as an uninterrupted run does and writes the
+    same bytes. Returns counts.
+    """
+    from tqdm import tqdm
+
+    from ecgvlm.model.infer import generate
+    from ecgvlm.train.data import load_image
+
+    out_path = Path(out_dir) / PREDICTIONS
+    done = load_done_ids(out_path)
+    stop = len(rows) if limit is None else min(limit, len(rows))
+    wanted = [i for i in range(stop) if rows[i]["id"] not in done]
+    bar = tqdm(total=len(wanted), desc="evaluate", unit="row", disable=not progress)
+    written = 0
+    for start in range(0, stop, batch_size):
+        batch = rows[start : start + batch_size]
+        keep = [j for j, r in enumerate(batch) if start + j < stop and r["id"] not in done]
+        if not keep:
+            continue
+        images = [load_image(image_root, r["image"], image_root) for r in batch]
+        texts = generate(
+            model,
+            processor,
+            images,
+            [r["conversations"][0]["value"] for r in batch],
+            max_new_tokens=max_new_tokens,
+            batch_size=len(batch),
+        )
+        sup = [j for j in keep if row_task(batch[j]) == "superclass"]
+        scores = dict(
+            zip(
+                sup,
+                superclass_scores(
+                    model,
+                    processor,
+                    [images[j] for j in sup],
+                    [batch[j]["conversations"][0]["value"] for j in sup],
+                    score_method,
+                ),
+            )
+        )
+        written += append_rows(out_path, [prediction_record(batch[j], texts[j], scores.get(j)) for j in keep])
+        bar.update(len(keep))
+    bar.close()
+    return {"written": written, "skipped_done": stop - len(wanted), "rows": stop}

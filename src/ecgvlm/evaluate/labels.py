@@ -178,14 +178,26 @@ LEXICON: list[tuple[str, object]] = [
     (r"\b(?:myocardial\s+)?(?:ischemi[ac]|ischaemi[ac])\b|\bsubendocardial\s+damage\b", "ISC_"),
     (r"\baneurysm\b", "ANEUR"),
     (r"\bdigitalis\b|\bdigoxin\b", "DIG"),
-    (r"\belectrolyte|\bhypo(?:kal|calc)aemia|\bhyper(?:kal|calc)aemia|\bhypo(?:kal|calc)emia|\bhyper(?:kal|calc)emia", "EL"),
+    (
+        r"\belectrolyte|\bhypo(?:kal|calc)aemia|\bhyper(?:kal|calc)aemia|\bhypo(?:kal|calc)emia|\bhyper(?:kal|calc)emia",
+        "EL",
+    ),
     # conduction
-    (r"\bincomplete\s+right\s+bundle[\s-]+branch\s+block\b|\bpartial\s+right\s+bundle[\s-]+branch\s+block\b|\birbbb\b", "IRBBB"),
+    (
+        r"\bincomplete\s+right\s+bundle[\s-]+branch\s+block\b|\bpartial\s+right\s+bundle[\s-]+branch\s+block\b|\birbbb\b",
+        "IRBBB",
+    ),
     (r"\bincomplete\s+left\s+bundle[\s-]+branch\s+block\b|\bilbbb\b", "ILBBB"),
     (r"\b(?:complete\s+)?right\s+bundle[\s-]+branch\s+block\b|\b(?:c)?rbbb\b", "CRBBB"),
     (r"\b(?:complete\s+)?left\s+bundle[\s-]+branch\s+block\b|\b(?:c)?lbbb\b", "CLBBB"),
-    (r"\bleft\s+anterior\s+(?:fascicular\s+block|hemiblock)\b|\banterior\s+hemiblock\b|\blafb\b|\blahb\b", "LAFB"),
-    (r"\bleft\s+posterior\s+(?:fascicular\s+block|hemiblock)\b|\bposterior\s+hemiblock\b|\blpfb\b|\blphb\b", "LPFB"),
+    (
+        r"\bleft\s+anterior\s+(?:fascicular\s+block|hemiblock)\b|\banterior\s+hemiblock\b|\blafb\b|\blahb\b",
+        "LAFB",
+    ),
+    (
+        r"\bleft\s+posterior\s+(?:fascicular\s+block|hemiblock)\b|\bposterior\s+hemiblock\b|\blpfb\b|\blphb\b",
+        "LPFB",
+    ),
     (
         r"\b(?:first|1st)[\s-]+degree\s+(?:av|a-v|atrioventricular|heart)\s+block\b|\b(?:av|a-v)\s+block\s+(?:type\s+)?(?:i|1)\b(?!i)|\b1\s*avb\b|\bprolonged\s+(?:pr|pq)\b|\b(?:pr|pq)\s+(?:interval\s+)?(?:is\s+)?prolonged\b",
         "1AVB",
@@ -239,23 +251,47 @@ LEXICON: list[tuple[str, object]] = [
         r"\b(?:premature\s+atrial\s+(?:contraction|complex|beat)s?(?:\(s\))?|(?:supraventricular|atrial)\s+(?:premature\s+(?:beat|complex|contraction)|extrasystole)s?(?:\(s\))?|pacs?|apcs?|svpbs?)\b",
         "PAC",
     ),
-    (r"\bextrasystole(?:s|\(s\))?\b|\bpremature\s+(?:beats?|complex(?:es)?)\b|\bectopic\s+beats?\b", "PRC(S)"),
+    (
+        r"\bextrasystole(?:s|\(s\))?\b|\bpremature\s+(?:beats?|complex(?:es)?)\b|\bectopic\s+beats?\b",
+        "PRC(S)",
+    ),
     # waveform
-    (r"\bprolonged\s+qt(?:c)?\b|\bqt(?:c)?\s+(?:interval\s+)?(?:is\s+)?(?:prolongation|prolonged|long)\b|\blong\s+qt\b", "LNGQT"),
+    (
+        r"\bprolonged\s+qt(?:c)?\b|\bqt(?:c)?\s+(?:interval\s+)?(?:is\s+)?(?:prolongation|prolonged|long)\b|\blong\s+qt\b",
+        "LNGQT",
+    ),
     (r"\blow\s+(?:qrs\s+)?(?:limb\s+lead\s+)?voltages?\b|\bperipheral\s+low\s+voltage\b", "LVOLT"),
     (r"\b(?:high|increased)\s+(?:qrs\s+)?voltages?\b|\bvoltages?\s+(?:are\s+)?high\b", "HVOLT"),
     (r"\bq\s*waves?\b|\bqs\s+complex(?:es)?\b", "QWAVE"),
     (r"\babnormal\s+qrs\b|\bqrs\s*(?:\(t\))?\s+abnormal", "ABQRS"),
-    (r"\bst(?:[\s-]+segments?)?\s+(?:are\s+|is\s+)?(?:slightly\s+)?elevat(?:ed|ion)\b|\bst\s+elevation\b|\bste\b", "STE_"),
-    (r"\bst(?:[\s-]+segments?)?\s+(?:are\s+|is\s+)?(?:slightly\s+)?depress(?:ed|ion)\b|\bst[\s-]+t\s+depression\b|\bstd\b", "STD_"),
+    (
+        r"\bst(?:[\s-]+segments?)?\s+(?:are\s+|is\s+)?(?:slightly\s+)?elevat(?:ed|ion)\b|\bst\s+elevation\b|\bste\b",
+        "STE_",
+    ),
+    (
+        r"\bst(?:[\s-]+segments?)?\s+(?:are\s+|is\s+)?(?:slightly\s+)?depress(?:ed|ion)\b|\bst[\s-]+t\s+depression\b|\bstd\b",
+        "STD_",
+    ),
     (r"\bnon-?specific\s+(?:abnormal\s+)?st(?!\s*[-&]\s*t)(?:\s+(?:segment\s+)?changes?)?\b", "NST_"),
-    (r"\bt[\s-]+waves?\s+(?:are\s+)?(?:\w+\s+){0,2}?inver(?:ted|sion)\b|\binverted\s+t[\s-]+waves?\b|\bnegative\s+t[\s-]+waves?\b|\bt[\s-]+waves?\s+(?:\w+\s+)?negative\b", "INVT"),
-    (r"\b(?:low|flat(?:tened)?)\s+t[\s-]+waves?\b|\bt[\s-]+waves?\s+(?:are\s+)?(?:low|flat(?:tened)?|flattening)\b|\bt[\s-]+wave\s+flattening\b", "LOWT"),
+    (
+        r"\bt[\s-]+waves?\s+(?:are\s+)?(?:\w+\s+){0,2}?inver(?:ted|sion)\b|\binverted\s+t[\s-]+waves?\b|\bnegative\s+t[\s-]+waves?\b|\bt[\s-]+waves?\s+(?:\w+\s+)?negative\b",
+        "INVT",
+    ),
+    (
+        r"\b(?:low|flat(?:tened)?)\s+t[\s-]+waves?\b|\bt[\s-]+waves?\s+(?:are\s+)?(?:low|flat(?:tened)?|flattening)\b|\bt[\s-]+wave\s+flattening\b",
+        "LOWT",
+    ),
     (r"\bnon-?specific\s+(?:abnormal\s+)?t(?:[\s-]+wave)?(?:\s+(?:changes?|abnormalit(?:y|ies)))?\b", "NT_"),
     # ST-T changes written out (STTC superclass)
-    (r"\bst[\s/-]*t\s+(?:changes?|abnormalit(?:y|ies))\b|\bst\s*&\s*t\s+abnormal(?:ities)?\b|\babnormal\s+st\s*&\s*t\b", "STTC"),
+    (
+        r"\bst[\s/-]*t\s+(?:changes?|abnormalit(?:y|ies))\b|\bst\s*&\s*t\s+abnormal(?:ities)?\b|\babnormal\s+st\s*&\s*t\b",
+        "STTC",
+    ),
     (r"\bnon-?diagnostic\s+t\b|\bnon-?specific\s+st[\s-]*(?:&\s*)?t\b", "NDT"),
-    (r"\bt[\s-]+wave\s+(?:abnormalit(?:y|ies)|changes?)\b|\babnormal\s+t(?:[\s-]+waves?)?\b|\bt\s+abnormal\b", "TAB_"),
+    (
+        r"\bt[\s-]+wave\s+(?:abnormalit(?:y|ies)|changes?)\b|\babnormal\s+t(?:[\s-]+waves?)?\b|\bt\s+abnormal\b",
+        "TAB_",
+    ),
 ]
 _COMPILED = [(re.compile(p, re.I), c) for p, c in LEXICON]
 

@@ -12,7 +12,10 @@ import re
 from collections import defaultdict
 
 _NUM = r"[-+\u2212]?\d+(?:[.,]\d+)?"
-_WITH_UNIT = re.compile(rf"({_NUM})\s*(bpm|beats?\s*(?:per|/)\s*min(?:ute)?|/min|ms|msec|milliseconds?|s|sec|seconds?|°|deg(?:rees?)?)\b", re.I)
+_WITH_UNIT = re.compile(
+    rf"({_NUM})\s*(bpm|beats?\s*(?:per|/)\s*min(?:ute)?|/min|ms|msec|milliseconds?|s|sec|seconds?|°|deg(?:rees?)?)\b",
+    re.I,
+)
 _ANY = re.compile(_NUM)
 
 

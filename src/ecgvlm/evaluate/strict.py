@@ -37,7 +37,12 @@ def _scores(preds: list[dict], labels: list[str], path: str | None) -> np.ndarra
         missing = [lab for lab in labels if lab not in r["scores"]]
         if missing:
             raise ECGVLMError(f"row {r.get('id')!r}: scores lack {', '.join(missing[:5])}", path)
-        out[i] = [float(r["scores"][lab]) for lab in labels]
+        try:
+            out[i] = [float(r["scores"][lab]) for lab in labels]
+        except (TypeError, ValueError):
+            raise ECGVLMError(f"row {r.get('id')!r}: scores must be numbers", path) from None
+        if not np.isfinite(out[i]).all():
+            raise ECGVLMError(f"row {r.get('id')!r}: scores must be finite", path)
     return out
 
 
@@ -116,11 +121,7 @@ def score_strict(
             "threshold": None if thresholds is None else round(float(thresholds[j]), 4),
         }
     cols = np.flatnonzero(present)
-    ci = bootstrap_ci(
-        y_true[:, cols], y_pred[:, cols], None if y_score is None else y_score[:, cols], n_boot, seed
-    )
-    # Hamming's interval must cover every label, like the point estimate.
-    ci["hamming"] = bootstrap_ci(y_true, y_pred, None, n_boot, seed)["hamming"]
+    ci = bootstrap_ci(y_true, y_pred, y_score, n_boot, seed, macro_cols=cols)
     auc_present = auc[cols]
     return {
         "n": len(preds),
@@ -130,8 +131,10 @@ def score_strict(
         "f1": _r1(f1[cols].mean()) if cols.size else None,
         "hamming": _r1(hamming(y_true, y_pred)),
         "ci95": {k: None if v is None else [_r1(v[0]), _r1(v[1])] for k, v in ci.items()},
-        "text": {"f1": _r1(f1_per_class(y_true, y_text)[cols].mean()) if cols.size else None,
-                 "hamming": _r1(hamming(y_true, y_text))},
+        "text": {
+            "f1": _r1(f1_per_class(y_true, y_text)[cols].mean()) if cols.size else None,
+            "hamming": _r1(hamming(y_true, y_text)),
+        },
         "predictions_from": pred_source,
         "thresholds_from": threshold_source,
         "bootstrap": {"resamples": n_boot, "seed": seed},

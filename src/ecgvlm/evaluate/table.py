@@ -35,9 +35,17 @@ from ecgvlm.io import atomic_write_json, atomic_write_text
 BENCH_ORDER = ["ptbxl-super", "ptbxl-71", "cpsc", "code15", "mcq", "measure", "report"]
 MODE_ORDER = ["ecgbench", "strict", "findings", "llm"]
 METRIC_ORDER = ["auc", "f1", "hamming", "accuracy", "mae", "score", "diagnosis", "waveform", "rhythm"]
-METRIC_NAMES = {"auc": "AUC", "f1": "macro F1", "hamming": "Hamming loss", "accuracy": "accuracy",
-                "mae": "MAE", "score": "report score", "diagnosis": "diagnosis (0-10)",
-                "waveform": "waveform (0-10)", "rhythm": "rhythm (0-10)"}
+METRIC_NAMES = {
+    "auc": "AUC",
+    "f1": "macro F1",
+    "hamming": "Hamming loss",
+    "accuracy": "accuracy",
+    "mae": "MAE",
+    "score": "report score",
+    "diagnosis": "diagnosis (0-10)",
+    "waveform": "waveform (0-10)",
+    "rhythm": "rhythm (0-10)",
+}
 LOWER_IS_BETTER = {"hamming", "mae"}
 CLASSIFICATION = ["ptbxl-super", "ptbxl-71", "cpsc", "code15"]
 
@@ -93,9 +101,15 @@ def table_rows(runs: list[Run]) -> list[dict]:
     for r in runs:
         for bench, modes in r.benchmarks.items():
             for mode, m in modes.items():
-                keys |= {(bench, mode, k) for k in METRIC_ORDER if isinstance(m, dict) and _num(m.get(k)) is not None}
+                keys |= {
+                    (bench, mode, k)
+                    for k in METRIC_ORDER
+                    if isinstance(m, dict) and _num(m.get(k)) is not None
+                }
     rows = []
-    for bench, mode, metric in sorted(keys, key=lambda k: (_order(BENCH_ORDER, k[0]), _order(MODE_ORDER, k[1]), _order(METRIC_ORDER, k[2]))):
+    for bench, mode, metric in sorted(
+        keys, key=lambda k: (_order(BENCH_ORDER, k[0]), _order(MODE_ORDER, k[1]), _order(METRIC_ORDER, k[2]))
+    ):
         values, cis = [], []
         for r in runs:
             m = r.benchmarks.get(bench, {}).get(mode, {})
@@ -108,8 +122,17 @@ def table_rows(runs: list[Run]) -> list[dict]:
         if len(present) > 1:
             target = min(present) if better == "lower" else max(present)
             best = [i for i, v in enumerate(values) if v == target]
-        rows.append({"benchmark": bench, "mode": mode, "metric": metric, "better": better,
-                     "values": values, "ci95": cis, "best": best})
+        rows.append(
+            {
+                "benchmark": bench,
+                "mode": mode,
+                "metric": metric,
+                "better": better,
+                "values": values,
+                "ci95": cis,
+                "best": best,
+            }
+        )
     return rows
 
 
@@ -127,9 +150,15 @@ def markdown_table(runs: list[Run], rows: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * len(runs)]
     for row in rows:
         arrow = "↓" if row["better"] == "lower" else "↑"
-        cells = [_cell(v, ci, row["best"] is not None and i in row["best"])
-                 for i, (v, ci) in enumerate(zip(row["values"], row["ci95"]))]
-        lines.append(f"| {row['benchmark']} | {row['mode']} | {METRIC_NAMES[row['metric']]} {arrow} | " + " | ".join(cells) + " |")
+        cells = [
+            _cell(v, ci, row["best"] is not None and i in row["best"])
+            for i, (v, ci) in enumerate(zip(row["values"], row["ci95"]))
+        ]
+        lines.append(
+            f"| {row['benchmark']} | {row['mode']} | {METRIC_NAMES[row['metric']]} {arrow} | "
+            + " | ".join(cells)
+            + " |"
+        )
     notes = [
         "",
         "ecgbench: ECGBench's published rules (AUC on binary predictions). strict: ranking AUC from model",
@@ -160,8 +189,13 @@ def _scored_rows(run: Run, benchmark: str) -> list[dict]:
     if not run.predictions.exists():
         return []
     task = BENCHMARK_TASKS[benchmark]
-    return [r for r in read_jsonl(run.predictions)
-            if r.get("task", task) == task and isinstance(r.get("scores"), dict) and isinstance(r.get("gold"), dict)]
+    return [
+        r
+        for r in read_jsonl(run.predictions)
+        if r.get("task", task) == task
+        and isinstance(r.get("scores"), dict)
+        and isinstance(r.get("gold"), dict)
+    ]
 
 
 def plot_roc(runs: list[Run], out: Path, max_classes: int = 12) -> tuple[Path, str] | None:
@@ -212,7 +246,7 @@ def plot_roc(runs: list[Run], out: Path, max_classes: int = 12) -> tuple[Path, s
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
         ax.legend(loc="lower right", fontsize=7, frameon=False)
-    for ax in list(axes.flat)[len(shown):]:
+    for ax in list(axes.flat)[len(shown) :]:
         ax.axis("off")
     fig.suptitle(f"ROC curves per class — {bench} (ranking, from model scores)")
     fig.tight_layout()
@@ -241,8 +275,10 @@ def plot_per_class(runs: list[Run], out: Path, max_classes: int = 24) -> Path | 
     from ecgvlm.evaluate.labels import labels_of
 
     order = labels_of(bench)
-    classes = sorted({c for p in per for c, v in p.items() if _num(v.get(metric)) is not None},
-                     key=lambda c: order.index(c) if c in order else len(order))[:max_classes]
+    classes = sorted(
+        {c for p in per for c, v in p.items() if _num(v.get(metric)) is not None},
+        key=lambda c: order.index(c) if c in order else len(order),
+    )[:max_classes]
     plt = _plt()
     width = 0.8 / len(runs)
     x = np.arange(len(classes))
@@ -250,7 +286,9 @@ def plot_per_class(runs: list[Run], out: Path, max_classes: int = 24) -> Path | 
     colours = plt.get_cmap("tab10")
     for i, (r, p) in enumerate(zip(runs, per)):
         vals = [(_num((p.get(c) or {}).get(metric)) or 0.0) for c in classes]
-        bars = ax.bar(x + (i - (len(runs) - 1) / 2) * width, vals, width * 0.95, label=r.name, color=colours(i % 10))
+        bars = ax.bar(
+            x + (i - (len(runs) - 1) / 2) * width, vals, width * 0.95, label=r.name, color=colours(i % 10)
+        )
         for b, v in zip(bars, vals):
             ax.text(b.get_x() + b.get_width() / 2, v + 1, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, classes, rotation=0 if len(classes) <= 9 else 60)
@@ -274,8 +312,10 @@ def write_table(runs: list[Run], out: str | Path) -> dict:
         raise ECGVLMError("the runs have no numeric metrics to tabulate", runs[0].path if runs else None)
     md = markdown_table(runs, rows)
     atomic_write_text(out / "table.md", md)
-    atomic_write_json(out / "table.json", {"columns": [r.name for r in runs],
-                                           "runs": [str(r.path) for r in runs], "rows": rows})
+    atomic_write_json(
+        out / "table.json",
+        {"columns": [r.name for r in runs], "runs": [str(r.path) for r in runs], "rows": rows},
+    )
     files = [out / "table.md", out / "table.json"]
     roc = plot_roc(runs, out)
     if roc:
@@ -303,7 +343,15 @@ def load_sweep(path: str | Path) -> list[Run]:
     for r in runs:
         if r.point is None:
             raise ECGVLMError("point.json missing (the swept values and cost)", r.path)
-    return runs
+    # order points by their swept values (numbers numerically), then by name
+    return sorted(runs, key=lambda r: (json.dumps(_sortable(r.point.get("values") or {})), r.name))
+
+
+def _sortable(values: dict) -> list:
+    return [
+        [k, f"{float(v):020.10f}" if isinstance(v, (int, float)) else str(v)]
+        for k, v in sorted(values.items())
+    ]
 
 
 def sweep_table(runs: list[Run]) -> dict:
@@ -320,15 +368,23 @@ def sweep_table(runs: list[Run]) -> dict:
         best[k] = [i for i, v in enumerate(vals) if v == target] if len(present) > 1 else []
     rows = []
     for i, r in enumerate(runs):
-        rows.append({
-            "point": r.name,
-            "values": {k: (r.point.get("values") or {}).get(k) for k in keys},
-            "metrics": {c: m["values"][i] for c, m in zip(metric_cols, metric_rows)},
-            "cost": {k: _num((r.point.get("cost") or {}).get(k)) for k in costs},
-        })
-    return {"keys": keys, "metric_columns": metric_cols, "cost_columns": costs, "rows": rows, "best": best,
-            "lower_is_better": [c for c in metric_cols if c.rsplit("/", 1)[1] in LOWER_IS_BETTER]
-            + [k for k in costs if k in COST_LOWER_IS_BETTER]}
+        rows.append(
+            {
+                "point": r.name,
+                "values": {k: (r.point.get("values") or {}).get(k) for k in keys},
+                "metrics": {c: m["values"][i] for c, m in zip(metric_cols, metric_rows)},
+                "cost": {k: _num((r.point.get("cost") or {}).get(k)) for k in costs},
+            }
+        )
+    return {
+        "keys": keys,
+        "metric_columns": metric_cols,
+        "cost_columns": costs,
+        "rows": rows,
+        "best": best,
+        "lower_is_better": [c for c in metric_cols if c.rsplit("/", 1)[1] in LOWER_IS_BETTER]
+        + [k for k in costs if k in COST_LOWER_IS_BETTER],
+    }
 
 
 def sweep_markdown(t: dict) -> str:
@@ -343,13 +399,21 @@ def sweep_markdown(t: dict) -> str:
             text = "–" if v is None else (f"{v:,.0f}" if k == "trainable_params" else f"{v:.2f}")
             cells.append(f"**{text}**" if i in t["best"].get(k, []) and v is not None else text)
         lines.append(f"| {row['point']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\nBold: best in column (lower is better for " + ", ".join(t["lower_is_better"]) + ").\n"
+    return (
+        "\n".join(lines)
+        + "\n\nBold: best in column (lower is better for "
+        + ", ".join(t["lower_is_better"])
+        + ").\n"
+    )
 
 
 def plot_sweep(t: dict, out: Path, metric: str | None = None, cost: str | None = None) -> list[Path]:
     """Per swept key: the metric vs the key's value (mean over other keys), cost on a second axis."""
     metric = metric or (t["metric_columns"][0] if t["metric_columns"] else None)
-    cost = cost or next((c for c in ("wall_s", "trainable_params", "peak_mem_gb", "samples_per_s") if c in t["cost_columns"]), None)
+    cost = cost or next(
+        (c for c in ("wall_s", "trainable_params", "peak_mem_gb", "samples_per_s") if c in t["cost_columns"]),
+        None,
+    )
     if metric is None:
         return []
     plt = _plt()
@@ -359,8 +423,16 @@ def plot_sweep(t: dict, out: Path, metric: str | None = None, cost: str | None =
         for row in t["rows"]:
             v = row["values"][key]
             groups.setdefault(json.dumps(v), []).append(row)
-        xs = sorted(groups, key=lambda s: (not isinstance(json.loads(s), (int, float)), json.loads(s) if isinstance(json.loads(s), (int, float)) else str(json.loads(s))))
-        numeric = all(isinstance(json.loads(s), (int, float)) and not isinstance(json.loads(s), bool) for s in xs)
+        xs = sorted(
+            groups,
+            key=lambda s: (
+                not isinstance(json.loads(s), (int, float)),
+                json.loads(s) if isinstance(json.loads(s), (int, float)) else str(json.loads(s)),
+            ),
+        )
+        numeric = all(
+            isinstance(json.loads(s), (int, float)) and not isinstance(json.loads(s), bool) for s in xs
+        )
         xpos = [json.loads(s) for s in xs] if numeric else list(range(len(xs)))
 
         def mean(vals):
@@ -375,17 +447,20 @@ def plot_sweep(t: dict, out: Path, metric: str | None = None, cost: str | None =
             ax.scatter([x0] * len(pts), pts, color="tab:blue", alpha=0.35, s=14)
         ax.set_xlabel(key)
         ax.set_ylabel(metric, color="tab:blue")
-        if numeric and len(xpos) > 2 and min(xpos) > 0 and max(xpos) / min(xpos) >= 20:
+        if numeric and min(xpos) > 0 and max(xpos) / min(xpos) >= 20:
             ax.set_xscale("log")
         if not numeric:
             ax.set_xticks(xpos, [str(json.loads(s)) for s in xs])
+        elif len(xpos) <= 10:
+            ax.set_xticks(xpos, [f"{v:g}" for v in xpos])
+            ax.minorticks_off()
         if cost:
             ax2 = ax.twinx()
             ax2.spines["right"].set_visible(True)
             cs = [mean([r["cost"].get(cost) for r in groups[s]]) for s in xs]
             ax2.plot(xpos, cs, "s--", color="tab:orange", label=cost)
             ax2.set_ylabel(cost, color="tab:orange")
-        ax.set_title(f"{metric} vs {key}")
+        ax.set_title(f"{metric} vs {key}\n(line: mean over the other keys; dots: points)", fontsize=9)
         fig.tight_layout()
         path = out / f"sweep_{key}.png"
         fig.savefig(path, dpi=110, metadata={"Software": None})

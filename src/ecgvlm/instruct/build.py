@@ -225,8 +225,12 @@ def make_unit(cfg: BuildConfig, out: Path, key: str, record: ECGRecord) -> dict[
     qas = make_questions(labels, measurements, cfg.tasks, n, rng, cfg.step_by_step)
     source = str(record.meta.get("source") or parse_source(cfg.source)[0])
     common = {"scp": labels, "superclasses": superclasses_of(labels), "measurements": measurements}
+    clinician = record.meta.get("report")
     rows = []
     for k, qa in enumerate(qas):
+        gold = {**common, **qa.gold}
+        if qa.subtask == "report" and isinstance(clinician, str) and clinician.strip():
+            gold["clinician_report"] = clinician.strip()  # PTB-XL's own text (often German), for reference
         rows.append(
             {
                 "id": f"{name}-{qa.subtask}-{k}",
@@ -241,7 +245,7 @@ def make_unit(cfg: BuildConfig, out: Path, key: str, record: ECGRecord) -> dict[
                     "source": source,
                     "record_id": rid,
                     "split": split,
-                    "gold": {**common, **qa.gold},
+                    "gold": gold,
                 },
             }
         )

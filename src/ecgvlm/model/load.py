@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
@@ -92,6 +93,12 @@ def load_model_and_processor(path: str | Path, adapter: str | Path | None = None
             load_partial(model, adapter / PARTIAL_WEIGHTS)
         else:
             raise ECGVLMError("no adapter_config.json or partial_model.safetensors here", adapter)
+        shrink = adapter / "ecgvlm_model.json"
+        if shrink.is_file():
+            from ecgvlm.model.tiles import shrink_tiles
+
+            shrink_tiles(model.get_base_model() if hasattr(model, "get_base_model") else model,
+                         json.loads(shrink.read_text())["max_num_tiles"])
         if (adapter / "processor_config.json").is_file() or (adapter / "tokenizer.json").is_file():
             proc_dir = adapter
     return model, load_processor(proc_dir)

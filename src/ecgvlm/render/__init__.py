@@ -1,8 +1,8 @@
 """Render ECG records as paper printouts with realistic degradations and a pixel-exact sidecar.
 
-    from ecgvlm.render import render, RenderStyle
-    page = render(record, layout="3x4+1", augment="light", seed=7)
-    page.save("out/page.png")  # also writes out/page.json
+from ecgvlm.render import render, RenderStyle
+page = render(record, layout="3x4+1", augment="light", seed=7)
+page.save("out/page.png")  # also writes out/page.json
 """
 
 from ecgvlm.render.augment import PRESETS, Degradation

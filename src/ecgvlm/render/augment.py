@@ -1,11 +1,13 @@
-"""Seeded degradations of a rendered page: paper, geometry (one homography), light, camera, file.
+"""Seeded degradations of a page: paper, pose (one homography), light, camera, file.
 
-Each ``Degradation`` has a probability and a strength range; a preset is a tuple of them. Stages run
-in a fixed physical order: the paper (texture, creases, faded or photocopied ink), then the page's
-pose in the photo or scan (rotation, shear, perspective, crop/padding composed into ONE homography
-so the pixels are resampled once), then light (gradient, shadow, colour cast), the camera (blur,
-noise, salt-and-pepper), and the file (greyscale, JPEG). Shading fields are computed at low
-resolution and multiplied in as uint8, which keeps the heavy preset at a few tens of ms per page.
+Each ``Degradation`` has a probability and a strength range; a preset is a tuple of them. ``plan``
+draws every coin and parameter up front. Stages follow the physics: the ink (faded or photocopied:
+a change of the palette the page is drawn with), the pose of the sheet in the photo or scan
+(rotation, shear, perspective, crop/padding composed into ONE homography that the page is *drawn
+through*: lines stay lines, so nothing is resampled and the sidecar is exact), then ``finish``:
+the paper (texture, creases: a low-resolution shading field warped with the sheet), the light
+(gradient, shadow, colour cast: one field with the paper's, multiplied in once as uint8), the
+camera (blur, noise, salt-and-pepper) and the file (greyscale, JPEG).
 """
 
 from __future__ import annotations
@@ -99,88 +101,57 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.nd
     return cv2.resize(lattice, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def _multiply(img: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """img * field where field is float (h', w'[, 3]) at any resolution, 1.0 = unchanged (max 1.27)."""
-    H, W = img.shape[:2]
-    f = np.clip(np.round(field * 200.0), 0, 255).astype(np.uint8)
-    if f.ndim == 2:
-        f = cv2.merge([f, f, f])
-    f = cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR)
-    return cv2.multiply(img, f, scale=1 / 200.0)
+def _gauss_lut(sigma: float) -> np.ndarray:
+    """Uniform byte -> Gaussian offset around 128: fast Gaussian noise from random bytes."""
+    from scipy.special import ndtri
 
-
-def _lut(img: np.ndarray, table: np.ndarray) -> np.ndarray:
-    return cv2.LUT(img, np.clip(np.round(table), 0, 255).astype(np.uint8))
+    u = (np.arange(256) + 0.5) / 256
+    return np.clip(np.round(128 + sigma * ndtri(u)), 0, 255).astype(np.uint8)
 
 
 @dataclass
-class Augmented:
-    image: np.ndarray
+class Plan:
+    """Every random choice for one page, drawn before anything is drawn."""
+
+    chosen: dict[str, float]
     homography: np.ndarray  # 3x3, page pixel -> image pixel
     applied: list[dict]
+    border: tuple[int, int, int] | None  # what shows around the sheet when it is moved
+    rng: np.random.Generator  # continues to draw the stochastic fields, in a fixed order
+
+    @property
+    def geometric(self) -> bool:
+        return not np.allclose(self.homography, np.eye(3))
+
+    def ink(self, color: tuple[int, int, int]) -> tuple[int, int, int]:
+        """A colour as the faded or photocopied page shows it."""
+        c = np.asarray(color, dtype=np.float64)
+        if "photocopy" in self.chosen:
+            a = self.chosen["photocopy"]
+            g = float(c @ (0.299, 0.587, 0.114))
+            g = 255 / (1 + np.exp(-(g - (200 - 40 * a)) / (30 - 20 * a)))
+            c = np.full(3, g)
+        if "fade" in self.chosen:
+            c = 255 - (255 - c) * (1 - self.chosen["fade"])
+        return tuple(int(v) for v in np.clip(np.round(c), 0, 255))
 
 
-def apply(img: np.ndarray, ops: Sequence[Degradation], rng: np.random.Generator, dpi: float) -> Augmented:
-    """Degrade ``img`` (uint8 RGB, not modified) with every op whose coin comes up; fully seeded."""
-    # Draw every coin and strength up front, in a fixed order, so adding an op later in the list
-    # never changes the draws of the ones before it.
+def plan(ops: Sequence[Degradation], rng: np.random.Generator, width: int, height: int) -> Plan:
+    """Draw coins, strengths and the pose; the same rng state gives the same plan."""
+    # Every op draws its coin and strength whether or not it fires, in list order, so turning one
+    # op on or off never changes the draws of the others.
     chosen: dict[str, float] = {}
     for op in ops:
         hit = rng.random() < op.p
         s = float(rng.uniform(op.lo, op.hi))
         if hit:
             chosen[op.name] = s
-    H, W = img.shape[:2]
+    W, H = width, height
     applied: list[dict] = []
-    out = img
-    scale = dpi / 200.0
+    for name in ("fade", "photocopy"):
+        if name in chosen:
+            applied.append({"name": name, "strength": round(chosen[name], 4)})
 
-    # --- the paper ---
-    if "texture" in chosen or "crease" in chosen:
-        lh, lw = max(8, H // 4), max(8, W // 4)
-        field = np.ones((lh, lw), np.float32)
-        if "texture" in chosen:
-            a = chosen["texture"]
-            wrinkles = _smooth_noise(rng, lh, lw, 12) * 0.6 + _smooth_noise(rng, lh, lw, 40) * 0.4
-            grain = rng.standard_normal((lh, lw)).astype(np.float32) * 0.15
-            field -= a * np.abs(wrinkles + grain)
-            applied.append({"name": "texture", "strength": round(a, 4)})
-        if "crease" in chosen:
-            a = chosen["crease"]
-            creases = []
-            yy, xx = np.mgrid[0:lh, 0:lw].astype(np.float32)
-            for _ in range(int(rng.integers(1, 4))):
-                vertical = bool(rng.random() < 0.6)
-                frac = float(rng.choice([1 / 3, 1 / 2, 2 / 3]) + rng.uniform(-0.03, 0.03))
-                tilt = float(rng.uniform(-0.02, 0.02))
-                if vertical:
-                    d = xx - (frac * lw + tilt * (yy - lh / 2))
-                else:
-                    d = yy - (frac * lh + tilt * (xx - lw / 2))
-                width = float(rng.uniform(3, 12))
-                # a dark fold line, a shaded slope on one side and a lit slope on the other
-                side = np.tanh(d / width) * np.exp(-np.abs(d) / (4 * width))
-                field *= 1 - a * (np.exp(-(d**2) / 1.2) + 0.5 * side)
-                creases.append({"vertical": vertical, "at": round(frac, 4), "tilt": round(tilt, 4)})
-            applied.append({"name": "crease", "strength": round(a, 4), "creases": creases})
-        out = _multiply(out, field)
-    if "fade" in chosen:
-        a = chosen["fade"]
-        v = np.arange(256, dtype=np.float32)
-        out = _lut(out, 255 - (255 - v) * (1 - a))
-        applied.append({"name": "fade", "strength": round(a, 4)})
-    if "photocopy" in chosen:
-        a = chosen["photocopy"]
-        g = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)
-        v = np.arange(256, dtype=np.float32)
-        mid = 200 - 40 * a
-        g = _lut(g, 255 / (1 + np.exp(-(v - mid) / (30 - 20 * a))))
-        n_dots = int(H * W * 0.0003 * a)
-        g[rng.integers(0, H, n_dots), rng.integers(0, W, n_dots)] = int(rng.integers(0, 80))
-        out = cv2.cvtColor(g, cv2.COLOR_GRAY2RGB)
-        applied.append({"name": "photocopy", "strength": round(a, 4)})
-
-    # --- the pose: one homography, one resampling ---
     cx, cy = (W - 1) / 2, (H - 1) / 2
     M = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], np.float64)
     geometric = False
@@ -207,85 +178,135 @@ def apply(img: np.ndarray, ops: Sequence[Degradation], rng: np.random.Generator,
         s = chosen["perspective"]
         src = np.array([[0, 0], [W - 1, 0], [W - 1, H - 1], [0, H - 1]], np.float32)
         dst = src + rng.uniform(-s, s, (4, 2)).astype(np.float32) * np.array([W, H], np.float32)
-        P = cv2.getPerspectiveTransform(src, dst).astype(np.float64)
-        M = P @ M
+        M = cv2.getPerspectiveTransform(src, dst).astype(np.float64) @ M
         applied.append({"name": "perspective", "strength": round(s, 4), "corners": np.round(dst, 2).tolist()})
         geometric = True
+    border = None
     if geometric:
         M = M / M[2, 2]
-        photo = "perspective" in chosen
-        bg = rng.integers(40, 140, 3) if photo else rng.integers(225, 256, 3)
+        # a photo shows a desk around the sheet; a scan shows the scanner lid
+        bg = rng.integers(40, 140, 3) if "perspective" in chosen else rng.integers(225, 256, 3)
         border = tuple(int(c) for c in bg)
-        out = cv2.warpPerspective(
-            out, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border
-        )
         applied.append({"name": "homography", "matrix": np.round(M, 8).tolist(), "border_rgb": list(border)})
     else:
         M = np.eye(3)
+    return Plan(chosen=chosen, homography=M, applied=applied, border=border, rng=rng)
 
-    # --- the light ---
-    if {"lighting", "shadow", "color_cast"} & chosen.keys():
-        lh, lw = max(8, H // 8), max(8, W // 8)
+
+def _paper_field(p: Plan, W: int, H: int) -> np.ndarray | None:
+    """Texture and creases as a brightness field in page coordinates, at 1/4 resolution."""
+    if not {"texture", "crease"} & p.chosen.keys():
+        return None
+    rng = p.rng
+    lh, lw = max(8, H // 4), max(8, W // 4)
+    field = np.ones((lh, lw), np.float32)
+    if "texture" in p.chosen:
+        a = p.chosen["texture"]
+        wrinkles = _smooth_noise(rng, lh, lw, 10) * 0.7 + _smooth_noise(rng, lh, lw, 50) * 0.3
+        grain = rng.standard_normal((lh, lw)).astype(np.float32) * 0.25
+        field -= a * np.clip(0.5 + 0.5 * wrinkles + grain, 0, None)
+        p.applied.append({"name": "texture", "strength": round(a, 4)})
+    if "crease" in p.chosen:
+        a = p.chosen["crease"]
+        creases = []
+        for _ in range(int(rng.integers(1, 4))):
+            # folds run along the sheet's axes (the pose then tilts them like everything else)
+            vertical = bool(rng.random() < 0.6)
+            n = lw if vertical else lh
+            frac = float(rng.choice([1 / 3, 1 / 2, 2 / 3]) + rng.uniform(-0.03, 0.03))
+            width = float(rng.uniform(2, 8))
+            d = np.arange(n, dtype=np.float32) - frac * n
+            # a dark fold line, a shaded slope on one side and a lit slope on the other
+            side = np.tanh(d / width) * np.exp(-np.abs(d) / (4 * width))
+            profile = 1 - a * (np.exp(-(d**2) / 1.2) + 0.5 * side)
+            field *= profile[None, :] if vertical else profile[:, None]
+            creases.append({"vertical": vertical, "at": round(frac, 4)})
+        p.applied.append({"name": "crease", "strength": round(a, 4), "creases": creases})
+    if p.geometric:  # the field moves with the sheet; off the sheet it is 1
+        S = np.diag([lw / W, lh / H, 1.0])
+        Ml = S @ p.homography @ np.linalg.inv(S)
+        field = cv2.warpPerspective(field, Ml, (lw, lh), flags=cv2.INTER_LINEAR, borderValue=1.0)
+    return field
+
+
+def _light_field(p: Plan, W: int, H: int) -> np.ndarray | None:
+    if not {"lighting", "shadow", "color_cast"} & p.chosen.keys():
+        return None
+    rng = p.rng
+    lh, lw = max(8, H // 8), max(8, W // 8)
+    field = np.ones((lh, lw, 3), np.float32)
+    yy, xx = np.mgrid[0:lh, 0:lw].astype(np.float32)
+    if "lighting" in p.chosen:
+        a = p.chosen["lighting"]
+        ang = float(rng.uniform(0, 2 * np.pi))
+        ramp = (np.cos(ang) * (xx / lw - 0.5) + np.sin(ang) * (yy / lh - 0.5)) * 2  # about -1..1
+        r2 = ((xx / lw - 0.5) ** 2 + (yy / lh - 0.5) ** 2) * 2  # vignette 0..1
+        field *= (1 - a * (0.5 + 0.5 * ramp) * 0.8 - a * 0.4 * r2)[..., None]
+        p.applied.append({"name": "lighting", "strength": round(a, 4), "angle": round(ang, 4)})
+    if "shadow" in p.chosen:
+        a = p.chosen["shadow"]
+        mask = np.zeros((lh, lw), np.float32)
+        corner = rng.uniform([0, 0], [lw, lh])
+        pts = corner + rng.normal(0, 1, (5, 2)) * np.array([lw, lh]) * 0.4
+        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1.0)
+        mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, lw / 40))
+        field *= (1 - a * mask)[..., None]
+        p.applied.append({"name": "shadow", "strength": round(a, 4)})
+    if "color_cast" in p.chosen:
+        a = p.chosen["color_cast"]
+        gains = 1 + rng.uniform(-a, a, 3)
+        field *= gains.astype(np.float32)
+        p.applied.append({"name": "color_cast", "rgb_gain": np.round(gains, 4).tolist()})
+    return field
+
+
+def finish(img: np.ndarray, p: Plan, dpi: float) -> np.ndarray:
+    """Paper shading, light, camera and file degradations of a page already drawn through the pose.
+
+    ``img`` may be modified in place; the result is returned.
+    """
+    H, W = img.shape[:2]
+    rng = p.rng
+    paper = _paper_field(p, W, H)
+    light = _light_field(p, W, H)
+    if paper is not None or light is not None:
+        lh, lw = max(8, H // 4), max(8, W // 4)
         field = np.ones((lh, lw, 3), np.float32)
-        yy, xx = np.mgrid[0:lh, 0:lw].astype(np.float32)
-        if "lighting" in chosen:
-            a = chosen["lighting"]
-            ang = float(rng.uniform(0, 2 * np.pi))
-            ramp = (np.cos(ang) * (xx / lw - 0.5) + np.sin(ang) * (yy / lh - 0.5)) * 2  # -1..1-ish
-            r2 = ((xx / lw - 0.5) ** 2 + (yy / lh - 0.5) ** 2) * 2  # vignette 0..1
-            field *= (1 - a * (0.5 + 0.5 * ramp) * 0.8 - a * 0.4 * r2)[..., None]
-            applied.append({"name": "lighting", "strength": round(a, 4), "angle": round(ang, 4)})
-        if "shadow" in chosen:
-            a = chosen["shadow"]
-            mask = np.zeros((lh, lw), np.float32)
-            corner = rng.uniform([0, 0], [lw, lh])
-            pts = corner + rng.normal(0, 1, (5, 2)) * np.array([lw, lh]) * 0.4
-            cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1.0)
-            mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, lw / 40))
-            field *= (1 - a * mask)[..., None]
-            applied.append({"name": "shadow", "strength": round(a, 4)})
-        if "color_cast" in chosen:
-            a = chosen["color_cast"]
-            gains = 1 + rng.uniform(-a, a, 3)
-            field *= gains.astype(np.float32)
-            applied.append({"name": "color_cast", "rgb_gain": np.round(gains, 4).tolist()})
-        out = _multiply(out, field)
-
-    # --- the camera ---
-    if "blur" in chosen:
-        sigma = chosen["blur"] * scale
+        if paper is not None:
+            field *= paper[..., None]
+        if light is not None:
+            field *= cv2.resize(light, (lw, lh), interpolation=cv2.INTER_LINEAR)
+        f = np.clip(np.round(field * 200.0), 0, 255).astype(np.uint8)  # 200 = x1.0, up to x1.27
+        img = cv2.multiply(img, cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR), scale=1 / 200.0)
+    if "photocopy" in p.chosen:  # toner specks
+        n_dots = int(H * W * 0.0003 * p.chosen["photocopy"])
+        img[rng.integers(0, H, n_dots), rng.integers(0, W, n_dots)] = int(rng.integers(0, 80))
+    if "blur" in p.chosen:
+        sigma = p.chosen["blur"] * dpi / 200.0
         if sigma >= 0.2:
-            out = cv2.GaussianBlur(out, (0, 0), sigma)
-        applied.append({"name": "blur", "sigma_px": round(sigma, 4)})
-    if "noise" in chosen:
-        sigma = chosen["noise"]
+            k = 2 * int(np.ceil(2 * sigma)) + 1  # +-2 sigma: 95% of the kernel at half the cost of 3
+            img = cv2.GaussianBlur(img, (k, k), sigma)
+        p.applied.append({"name": "blur", "sigma_px": round(sigma, 4)})
+    if "noise" in p.chosen:
+        sigma = p.chosen["noise"]
         hh, hw = (H + 1) // 2, (W + 1) // 2  # sensor noise after demosaicing is not per-pixel white
-        n = rng.standard_normal((hh, hw), dtype=np.float32) * sigma + 128
-        n = cv2.resize(np.clip(n, 0, 255).astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST)
-        out = cv2.addWeighted(out, 1.0, cv2.merge([n, n, n]), 1.0, -128.0)
-        applied.append({"name": "noise", "sigma": round(sigma, 4)})
-    if "salt_pepper" in chosen:
-        frac = chosen["salt_pepper"]
+        n = cv2.LUT(rng.integers(0, 256, (hh, hw), dtype=np.uint8), _gauss_lut(sigma))
+        n = cv2.resize(n, (W, H), interpolation=cv2.INTER_NEAREST)
+        img = cv2.addWeighted(img, 1.0, cv2.merge([n, n, n]), 1.0, -128.0)
+        p.applied.append({"name": "noise", "sigma": round(sigma, 4)})
+    if "salt_pepper" in p.chosen:
+        frac = p.chosen["salt_pepper"]
         k = int(H * W * frac)
         ys, xs = rng.integers(0, H, k), rng.integers(0, W, k)
-        out = out.copy() if out is img else out
-        out[ys[: k // 2], xs[: k // 2]] = 0
-        out[ys[k // 2 :], xs[k // 2 :]] = 255
-        applied.append({"name": "salt_pepper", "fraction": round(frac, 6)})
-
-    # --- the file ---
-    if "greyscale" in chosen:
-        out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-        applied.append({"name": "greyscale"})
-    if "jpeg" in chosen:
-        q = int(round(chosen["jpeg"]))
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
-        out = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        applied.append({"name": "jpeg", "quality": q})
-    return Augmented(image=np.ascontiguousarray(out), homography=M, applied=applied)
-
-
-def transform_points(M: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Map page pixels through the homography ``M``."""
-    w = M[2, 0] * xs + M[2, 1] * ys + M[2, 2]
-    return (M[0, 0] * xs + M[0, 1] * ys + M[0, 2]) / w, (M[1, 0] * xs + M[1, 1] * ys + M[1, 2]) / w
+        img[ys[: k // 2], xs[: k // 2]] = 0
+        img[ys[k // 2 :], xs[k // 2 :]] = 255
+        p.applied.append({"name": "salt_pepper", "fraction": round(frac, 6)})
+    if "greyscale" in p.chosen:
+        img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        p.applied.append({"name": "greyscale"})
+    if "jpeg" in p.chosen:
+        q = int(round(p.chosen["jpeg"]))
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
+        img = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        p.applied.append({"name": "jpeg", "quality": q})
+    return np.ascontiguousarray(img)

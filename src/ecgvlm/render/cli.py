@@ -31,8 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output image (.png/.jpg), or a folder in batch mode")
     parser.add_argument("--layout", default="3x4+1", choices=LAYOUTS)
     parser.add_argument("--augment", default="none", choices=("none", "light", "heavy"))
-    parser.add_argument("--seed", type=int, default=0, help="seeds header ids, style sampling and degradations")
-    parser.add_argument("--dpi", type=float, default=None, help="resolution (default 200: letter = 2200x1700)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds header ids, style sampling and degradations"
+    )
+    parser.add_argument(
+        "--dpi", type=float, default=None, help="resolution (default 200: letter = 2200x1700)"
+    )
     parser.add_argument("--paper", choices=("letter", "a4"), default=None)
     parser.add_argument("--speed", type=float, choices=(25.0, 50.0), default=None, help="mm/s")
     parser.add_argument("--gain", type=float, choices=(5.0, 10.0, 20.0), default=None, help="mm/mV")
@@ -100,7 +104,9 @@ def _reader():
     try:
         from ecgvlm.signals.readers import iter_records, read_record
     except ImportError as e:  # the readers live in another stage of the package
-        raise ECGVLMError(f"reading records needs ecgvlm.signals.readers, which failed to import ({e})") from None
+        raise ECGVLMError(
+            f"reading records needs ecgvlm.signals.readers, which failed to import ({e})"
+        ) from None
     return read_record, iter_records
 
 

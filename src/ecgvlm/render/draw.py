@@ -23,11 +23,20 @@ def blank_page(width: int, height: int, color: tuple[int, int, int]) -> np.ndarr
     return img
 
 
-def _tint(paper: tuple[int, int, int], ink: tuple[int, int, int], alpha: float = 1.0) -> np.ndarray:
-    """The colour of a translucent grid ink on this paper: paper x ink (multiply), mixed by alpha."""
+Color = tuple[int, int, int]
+
+
+def grid_palette(paper: Color, inks: tuple[Color, Color], px_per_mm: float) -> tuple[Color | None, Color]:
+    """(minor, major) line colours: translucent ink on this paper (multiply). Minor lines fade out
+    as they crowd together at low dpi and vanish under ~1.6 px apart (None)."""
     p = np.asarray(paper, dtype=np.float32)
-    full = p * np.asarray(ink, dtype=np.float32) / 255.0
-    return np.round(p + alpha * (full - p)).astype(np.uint8)
+
+    def mix(ink: Color, alpha: float) -> Color:
+        full = p * np.asarray(ink, dtype=np.float32) / 255.0
+        return tuple(int(v) for v in np.round(p + alpha * (full - p)))
+
+    minor = mix(inks[0], float(np.clip((px_per_mm - 1.6) / 2.4, 0.25, 1.0))) if px_per_mm >= 1.6 else None
+    return minor, mix(inks[1], 1.0)
 
 
 def grid_lines(start_px: float, end_px: float, px_per_mm: float) -> np.ndarray:
@@ -36,29 +45,77 @@ def grid_lines(start_px: float, end_px: float, px_per_mm: float) -> np.ndarray:
     return np.round(start_px + np.arange(n) * px_per_mm).astype(np.int64)
 
 
+def major_width(px_per_mm: float) -> int:
+    return max(1, round(px_per_mm * 0.2))
+
+
 def draw_grid(
     img: np.ndarray,
     box_px: tuple[float, float, float, float],
     px_per_mm: float,
-    colors: tuple[tuple[int, int, int], tuple[int, int, int]],
-    paper: tuple[int, int, int],
-    minor: bool = True,
+    minor: Color | None,
+    major: Color,
 ) -> None:
-    """1-mm minor and 5-mm major lines over ``box``. Minor lines fade out when under ~3 px apart."""
+    """1-mm minor and 5-mm major lines over ``box``, pixel-aligned (the unwarped page)."""
     x0, y0, x1, y1 = box_px
     xs, ys = grid_lines(x0, x1, px_per_mm), grid_lines(y0, y1, px_per_mm)
     r0, r1, c0, c1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
-    major_w = max(1, round(px_per_mm * 0.2))
-    if minor and px_per_mm >= 1.6:
-        alpha = float(np.clip((px_per_mm - 1.6) / 2.4, 0.25, 1.0))
-        c = _tint(paper, colors[0], alpha)
-        img[r0:r1, xs] = c
-        img[ys, c0:c1] = c
-    c = _tint(paper, colors[1])
-    for k in range(major_w):  # thicker major lines grow to the right/bottom
+    if minor is not None:
+        img[r0:r1, xs] = minor
+        img[ys, c0:c1] = minor
+    for k in range(major_width(px_per_mm)):  # thicker major lines grow to the right/bottom
         mx, my = np.minimum(xs[::5] + k, c1 - 1), np.minimum(ys[::5] + k, r1 - 1)
-        img[r0:r1, mx] = c
-        img[my, c0:c1] = c
+        img[r0:r1, mx] = major
+        img[my, c0:c1] = major
+
+
+def warp_points(M: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map page pixels through the homography ``M`` (3x3)."""
+    w = M[2, 0] * xs + M[2, 1] * ys + M[2, 2]
+    return (M[0, 0] * xs + M[0, 1] * ys + M[0, 2]) / w, (M[1, 0] * xs + M[1, 1] * ys + M[1, 2]) / w
+
+
+def fill_quad(img: np.ndarray, M: np.ndarray, width: int, height: int, color: Color) -> None:
+    """The sheet of paper (page rectangle through ``M``) on whatever lies behind it."""
+    cx = np.array([-0.5, width - 0.5, width - 0.5, -0.5])
+    cy = np.array([-0.5, -0.5, height - 0.5, height - 0.5])
+    qx, qy = warp_points(M, cx, cy)
+    pts = np.round(np.stack([qx, qy], 1) * (1 << SHIFT)).astype(np.int32)
+    cv2.fillPoly(img, [pts], color, cv2.LINE_AA, shift=SHIFT)
+
+
+def draw_grid_warped(
+    img: np.ndarray,
+    box_px: tuple[float, float, float, float],
+    px_per_mm: float,
+    minor: Color | None,
+    major: Color,
+    M: np.ndarray,
+) -> None:
+    """The grid drawn straight through a homography: lines stay lines, so no resampling is needed."""
+    x0, y0, x1, y1 = box_px
+    xs, ys = (
+        grid_lines(x0, x1, px_per_mm).astype(np.float64),
+        grid_lines(y0, y1, px_per_mm).astype(np.float64),
+    )
+    top, bottom, left, right = ys[0], ys[-1], xs[0], xs[-1]
+
+    def segments(sel_x: np.ndarray, sel_y: np.ndarray, offset: float) -> list[np.ndarray]:
+        ax = np.concatenate([sel_x + offset, np.full(len(sel_y), left)])
+        ay = np.concatenate([np.full(len(sel_x), top), sel_y + offset])
+        bx = np.concatenate([sel_x + offset, np.full(len(sel_y), right)])
+        by = np.concatenate([np.full(len(sel_x), bottom), sel_y + offset])
+        ax, ay = warp_points(M, ax, ay)
+        bx, by = warp_points(M, bx, by)
+        seg = np.stack([np.stack([ax, ay], 1), np.stack([bx, by], 1)], 1)
+        return list(np.round(seg * (1 << SHIFT)).astype(np.int32))
+
+    if minor is not None:
+        cv2.polylines(img, segments(xs, ys, 0.0), False, minor, 1, cv2.LINE_AA, shift=SHIFT)
+    mw = major_width(px_per_mm)
+    for k in range(mw):
+        # offsets 0..mw-1 like the unwarped grid, whose thick lines grow right/bottom
+        cv2.polylines(img, segments(xs[::5], ys[::5], float(k)), False, major, 1, cv2.LINE_AA, shift=SHIFT)
 
 
 def draw_polyline(
@@ -99,15 +156,36 @@ def _text_mask(text: str, font: str, size_px: int) -> tuple[np.ndarray, int, int
 
 
 def draw_text(
-    img: np.ndarray, x: float, y: float, text: str, font: str, size_px: int, color: tuple[int, int, int]
-) -> list[int] | None:
-    """Draw text with its top-left (ascender line) at (x, y); returns its ink box [x0, y0, x1, y1]."""
+    img: np.ndarray,
+    x: float,
+    y: float,
+    text: str,
+    font: str,
+    size_px: int,
+    color: Color,
+    M: np.ndarray | None = None,
+) -> list[float] | None:
+    """Draw text with its top-left (ascender line) at page point (x, y), through ``M`` if given.
+
+    Returns the page-coordinate ink box [x0, y0, x1, y1] (before ``M``), or None if off the page.
+    """
     if not text.strip():
         return None
     mask, dx, dy = _text_mask(text, font, size_px)
     h, w = mask.shape
     X, Y = round(x) + dx, round(y) + dy
     H, W = img.shape[:2]
+    page_box = [float(X), float(Y), float(X + w), float(Y + h)]
+    if M is not None:
+        # Warp just this word's mask into its bounding box on the output.
+        qx, qy = warp_points(M, np.array([X, X + w, X + w, X], float), np.array([Y, Y, Y + h, Y + h], float))
+        bx0, by0 = int(np.floor(qx.min())) - 1, int(np.floor(qy.min())) - 1
+        bx1, by1 = int(np.ceil(qx.max())) + 2, int(np.ceil(qy.max())) + 2
+        A = np.array([[1, 0, -bx0], [0, 1, -by0], [0, 0, 1]], float) @ M
+        A = A @ np.array([[1, 0, X], [0, 1, Y], [0, 0, 1]], float)
+        mask = cv2.warpPerspective(mask.astype(np.uint8), A, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR)
+        mask = mask.astype(np.uint16)
+        X, Y, (h, w) = bx0, by0, mask.shape
     xa, ya, xb, yb = max(X, 0), max(Y, 0), min(X + w, W), min(Y + h, H)
     if xa >= xb or ya >= yb:
         return None
@@ -115,4 +193,4 @@ def draw_text(
     region = img[ya:yb, xa:xb].astype(np.uint16)
     ink = np.asarray(color, dtype=np.uint16)
     img[ya:yb, xa:xb] = ((region * (255 - a) + ink * a + 127) // 255).astype(np.uint8)
-    return [xa, ya, xb, yb]
+    return page_box

@@ -105,7 +105,9 @@ def make_layout(name: str, style: RenderStyle) -> Layout:
         for c, lead in enumerate(leads):
             t0 = style.start_s + c * window
             x0 = trace_x0 + c * window * style.speed
-            panels.append(Panel(lead, r, c, x0, x0 + window * style.speed, base, top, top + pitch, t0, t0 + window))
+            panels.append(
+                Panel(lead, r, c, x0, x0 + window * style.speed, base, top, top + pitch, t0, t0 + window)
+            )
     return Layout(
         name=name,
         page_mm=(page_w, page_h),

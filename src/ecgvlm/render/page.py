@@ -17,7 +17,16 @@ from PIL import Image
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.io import atomic_write_bytes, atomic_write_json
 from ecgvlm.render import augment as aug
-from ecgvlm.render.draw import blank_page, draw_grid, draw_polyline, draw_text
+from ecgvlm.render.draw import (
+    blank_page,
+    draw_grid,
+    draw_grid_warped,
+    draw_polyline,
+    draw_text,
+    fill_quad,
+    grid_palette,
+    warp_points,
+)
 from ecgvlm.render.header import header_lines, settings_line
 from ecgvlm.render.layout import PULSE_MM, make_layout
 from ecgvlm.render.style import GRID_COLORS, RenderStyle
@@ -70,25 +79,23 @@ def _r1(a: np.ndarray) -> list[float]:
     return np.round(np.asarray(a, dtype=np.float64), 1).tolist()
 
 
-def _box(xs: Sequence[float], ys: Sequence[float]) -> list[float]:
-    return [round(float(min(xs)), 1), round(float(min(ys)), 1), round(float(max(xs)), 1), round(float(max(ys)), 1)]
+Color = tuple[int, int, int]
 
 
 @lru_cache(maxsize=8)
-def _paper(
+def _sheet(
     W: int,
     H: int,
     box: tuple[float, float, float, float],
     ppmm: float,
-    grid_color: str,
-    paper: tuple[int, int, int],
-    minor: bool,
+    paper: Color,
+    minor: Color | None,
+    major: Color | None,
 ) -> np.ndarray:
-    """The blank gridded sheet; cached because a dataset renders thousands of pages per style."""
+    """The blank gridded sheet, unwarped; cached because a dataset renders thousands of pages per style."""
     img = blank_page(W, H, paper)
-    colors = GRID_COLORS[grid_color]
-    if colors is not None:
-        draw_grid(img, box, ppmm, colors, paper, minor)
+    if major is not None:
+        draw_grid(img, box, ppmm, minor, major)
     img.flags.writeable = False
     return img
 
@@ -114,10 +121,37 @@ def render(
     ppmm = style.px_per_mm
     W, H = round(lay.page_mm[0] * ppmm), round(lay.page_mm[1] * ppmm)
     header_rng, aug_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    plan = aug.plan(ops, aug_rng, W, H)
+    M = plan.homography if plan.geometric else None
     notes: list[str] = []
 
-    gx0, gy0, gx1, gy1 = (v * ppmm for v in lay.grid_mm)
-    img = _paper(W, H, (gx0, gy0, gx1, gy1), ppmm, style.grid_color, style.paper_color, style.minor_grid).copy()
+    # The palette as the (possibly faded or photocopied) page shows it.
+    paper = plan.ink(style.paper_color)
+    trace = plan.ink(style.trace_color)
+    text_color = plan.ink(style.text_color)
+    inks = GRID_COLORS[style.grid_color]
+    minor = major = None
+    if inks is not None:
+        minor, major = grid_palette(style.paper_color, inks, ppmm)
+        minor = plan.ink(minor) if (minor is not None and style.minor_grid) else None
+        major = plan.ink(major)
+    grid_box = tuple(v * ppmm for v in lay.grid_mm)
+    if M is None:
+        img = _sheet(W, H, grid_box, ppmm, paper, minor, major).copy()
+    else:  # draw the sheet through the pose: no resampling of the page
+        img = blank_page(W, H, plan.border or paper)
+        fill_quad(img, M, W, H, paper)
+        if major is not None:
+            draw_grid_warped(img, grid_box, ppmm, minor, major, M)
+
+    def to_image(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (xs, ys) if M is None else warp_points(M, xs, ys)
+
+    def box_to_image(b: Sequence[float]) -> list[float]:
+        bx, by = to_image(
+            np.array([b[0], b[2], b[2], b[0]], float), np.array([b[1], b[1], b[3], b[3]], float)
+        )
+        return [round(float(v), 1) for v in (bx.min(), by.min(), bx.max(), by.max())]
 
     # Windows: start where asked unless that runs past the end; a short record leaves panels short.
     duration = record.duration
@@ -126,7 +160,9 @@ def render(
     if shift:
         notes.append(f"start moved from {style.start_s:g} s to {start:g} s to fit the record")
     if duration < start + lay.seconds - 1e-9:
-        notes.append(f"record is {duration:g} s, shorter than the {lay.seconds:g} s printed; panels end early")
+        notes.append(
+            f"record is {duration:g} s, shorter than the {lay.seconds:g} s printed; panels end early"
+        )
 
     thick = max(1.0, style.trace_width_mm * ppmm)
     font_px = max(6, round(style.font_size_mm * ppmm))
@@ -134,28 +170,30 @@ def render(
     cal_out: list[dict] = []
     sep_out: list[dict] = []
     text_out: list[dict] = []
-    page_pts: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def text(x: float, y: float, s: str, kind: str) -> None:
+        box = draw_text(img, x, y, s, style.font, font_px, text_color, M)
+        if box:
+            text_out.append({"kind": kind, "text": s, "bbox": box_to_image(box)})
 
     fs = record.fs
+    n = record.n_samples
     for p in lay.panels:
         t0, t1 = p.t0 + shift, p.t1 + shift
-        n = record.n_samples
         i0 = min(n, max(0, math.ceil(t0 * fs - 1e-6)))
         i1 = max(i0, min(n, math.ceil(t1 * fs - 1e-6)))  # samples with t in [t0, t1)
         v = record.signal[LEADS.index(p.lead), i0:i1].astype(np.float64)
-        t = np.arange(i0, i1) / fs
-        xs = (p.x0 + (t - t0) * style.speed) * ppmm
+        xs = (p.x0 + (np.arange(i0, i1) / fs - t0) * style.speed) * ppmm
         ys = (p.baseline - v * style.gain) * ppmm
         ys_c = np.clip(ys, 0, H - 1)  # a huge deflection is cut at the page edge, as a printer would
-        n_clipped = int(np.count_nonzero(ys_c != ys))
-        draw_polyline(img, xs, ys_c, style.trace_color, thick)
-        page_pts.append((xs, ys_c))
+        xi, yi = to_image(xs, ys_c)
+        draw_polyline(img, xi, yi, trace, thick)
         leads_out.append(
             {
                 "lead": p.lead,
                 "row": p.row,
                 "col": p.col,
-                "box_page": [p.x0 * ppmm, p.top * ppmm, p.x1 * ppmm, p.bottom * ppmm],
+                "bbox": box_to_image([p.x0 * ppmm, p.top * ppmm, p.x1 * ppmm, p.bottom * ppmm]),
                 "baseline_y_page": round(p.baseline * ppmm, 2),
                 "t_start": round(t0, 6),
                 "t_end": round(t1, 6),
@@ -163,66 +201,36 @@ def render(
                 "sample_end": i1,
                 "n_samples": i1 - i0,
                 "truncated": bool(i1 < math.ceil(t1 * fs - 1e-6)),
-                "n_clipped": n_clipped,
+                "n_clipped": int(np.count_nonzero(ys_c != ys)),
+                "n_outside": int(np.count_nonzero((xi < 0) | (yi < 0) | (xi > W - 1) | (yi > H - 1))),
+                "x": _r1(xi),
+                "y": _r1(yi),
             }
         )
         if style.separators and p.col > 0:
-            x = p.x0 * ppmm
-            half = 1.5 * ppmm
-            sy = p.baseline * ppmm
-            draw_polyline(img, np.array([x, x]), np.array([sy - half, sy + half]), style.trace_color, thick)
-            sep_out.append({"row": p.row, "box_page": [x, sy - half, x, sy + half]})
+            x, sy, half = p.x0 * ppmm, p.baseline * ppmm, 1.5 * ppmm
+            draw_polyline(img, *to_image(np.array([x, x]), np.array([sy - half, sy + half])), trace, thick)
+            sep_out.append({"row": p.row, "bbox": box_to_image([x, sy - half, x, sy + half])})
         if style.lead_labels:
-            box = draw_text(
-                img, p.x0 * ppmm + 0.8 * ppmm, p.top * ppmm + 1.0 * ppmm, p.lead, style.font, font_px, style.text_color
-            )
-            if box:
-                text_out.append({"kind": "lead_label", "text": p.lead, "box_page": box})
+            text(p.x0 * ppmm + 0.8 * ppmm, p.top * ppmm + 1.0 * ppmm, p.lead, "lead_label")
 
     if style.calibration:
         for r, base in enumerate(lay.row_baselines):
-            x0 = lay.row_x0
-            g = style.gain
+            x0, g = lay.row_x0, style.gain
             xm = np.array([x0, x0 + 1, x0 + 1, x0 + 6, x0 + 6, x0 + PULSE_MM]) * ppmm
             ym = np.array([base, base, base - g, base - g, base, base]) * ppmm
-            draw_polyline(img, xm, ym, style.trace_color, thick)
-            cal_out.append({"row": r, "box_page": [xm[1], ym[2], xm[3], ym[0]], "mv": 1.0})
+            draw_polyline(img, *to_image(xm, ym), trace, thick)
+            cal_out.append({"row": r, "mv": 1.0, "bbox": box_to_image([xm[1], ym[2], xm[3], ym[0]])})
 
     if style.header:
         hx, hy = lay.header_mm[0] * ppmm, 3.0 * ppmm
-        lines = header_lines(record, header_rng, style.header_measurements)
-        for k, line in enumerate(lines):
-            box = draw_text(img, hx, hy + k * font_px * 1.45, line, style.font, font_px, style.text_color)
-            if box:
-                text_out.append({"kind": "header", "text": line, "box_page": box})
+        for k, line in enumerate(header_lines(record, header_rng, style.header_measurements)):
+            text(hx, hy + k * font_px * 1.45, line, "header")
         line = settings_line(style.speed, style.gain, style.filter_text, style.mains_hz)
-        box = draw_text(img, hx, gy1 + 0.8 * ppmm, line, style.font, font_px, style.text_color)
-        if box:
-            text_out.append({"kind": "settings", "text": line, "box_page": box})
+        text(hx, grid_box[3] + 0.8 * ppmm, line, "settings")
 
-    result = aug.apply(img, ops, aug_rng, style.dpi) if ops else None
-    M = result.homography if result else np.eye(3)
-    final = result.image if result else img
-    identity = bool(np.allclose(M, np.eye(3)))
-
-    def warp_box(b: Sequence[float]) -> list[float]:
-        if identity:
-            return [round(float(c), 1) for c in b]
-        bx = np.array([b[0], b[2], b[2], b[0]], np.float64)
-        by = np.array([b[1], b[1], b[3], b[3]], np.float64)
-        return _box(*aug.transform_points(M, bx, by))
-
-    for entry, (xs, ys) in zip(leads_out, page_pts):
-        if not identity:
-            xs, ys = aug.transform_points(M, xs, ys)
-        entry["bbox"] = warp_box(entry.pop("box_page"))
-        entry["n_outside"] = int(np.count_nonzero((xs < 0) | (ys < 0) | (xs > W - 1) | (ys > H - 1)))
-        entry["x"] = _r1(xs)
-        entry["y"] = _r1(ys)
-    for group in (cal_out, sep_out, text_out):
-        for entry in group:
-            entry["bbox"] = warp_box(entry.pop("box_page"))
-
+    final = aug.finish(img, plan, style.dpi) if ops else img
+    Mfull = plan.homography
     sidecar = {
         "version": SIDECAR_VERSION,
         "record_id": record.id,
@@ -243,23 +251,18 @@ def render(
         "start_s": round(start, 6),
         "grid": {
             "color": style.grid_color,
-            "bbox_page": [round(v, 1) for v in (gx0, gy0, gx1, gy1)],
+            "bbox_page": [round(v, 1) for v in grid_box],
             "minor_px": round(ppmm, 6),
             "major_px": round(5 * ppmm, 6),
         },
         "trace_px": round(thick, 3),
         "style": {k: (list(v) if isinstance(v, tuple) else v) for k, v in style.__dict__.items()},
-        "augment": {
-            "preset": preset,
-            "applied": result.applied if result else [],
-            "homography": np.round(M, 10).tolist(),
-        },
+        "augment": {"preset": preset, "applied": plan.applied, "homography": np.round(Mfull, 10).tolist()},
         "notes": notes,
-        "coordinates": "final image pixels (pixel centres at integers) unless the key ends in _page",
+        "coordinates": "final image pixels (pixel centres at integers); keys ending in _page are before the homography",
         "calibration": cal_out,
         "separators": sep_out,
         "text": text_out,
         "leads": leads_out,
     }
     return Page(array=final, sidecar=sidecar)
-

@@ -104,7 +104,9 @@ class RenderStyle:
     def sample(cls, rng: np.random.Generator, **fixed) -> RenderStyle:
         """A varied but plausible style for datasets; ``fixed`` pins fields (e.g. ``dpi=50``)."""
         dark = int(rng.integers(0, 50))
-        trace = [(dark, dark, dark), (0, 0, 90), (20, 20, 60), (60, 0, 0)][int(rng.choice(4, p=[0.7, 0.1, 0.1, 0.1]))]
+        trace = [(dark, dark, dark), (0, 0, 90), (20, 20, 60), (60, 0, 0)][
+            int(rng.choice(4, p=[0.7, 0.1, 0.1, 0.1]))
+        ]
         paper = (int(rng.integers(240, 256)), int(rng.integers(238, 256)), int(rng.integers(232, 256)))
         s = dict(
             paper=str(rng.choice(["letter", "a4"], p=[0.6, 0.4])),

@@ -75,7 +75,9 @@ def _build(codes: set[str], rng: np.random.Generator, rr: float, amp: float) -> 
     elif "WPW" in codes:
         d0 = rng.uniform(45, 55)
         qd_n = rng.uniform(80, 95)
-        delta = Lobe(35.0, 14.0, 35.0, amp * rng.uniform(0.5, 0.8) * _v(0.35, 0.3, 0.4))
+        # delta wave: a 20 ms rise to a plateau that lasts until the normal QRS front arrives
+        h = (d0 - 10.0) / 2.0
+        delta = Lobe(20.0 + h, 8.0, 30.0, amp * rng.uniform(0.6, 0.85) * _v(0.35, 0.3, 0.4), h=h)
         lobes = [delta] + normal_qrs(qd_n, amp, rng, t0=d0)
         qd = d0 + qd_n
         t_vec = 0.7 * t_vec
@@ -287,10 +289,10 @@ def escape_morph(rng: np.random.Generator, amp: float, rr: float, fs: float) -> 
     return tpl, qd, qt, net_axis(t12, tpl.anchor, tpl.anchor + round(qd * fs / 1000.0))
 
 
-def atrial_morph(rng: np.random.Generator, lae: bool, fs: float) -> tuple[Template, float]:
+def atrial_morph(rng: np.random.Generator, lae: bool, fs: float, pd_max: float = 1e9) -> tuple[Template, float]:
     """Sinus P template (anchor P onset) and its duration; LAE redrawn until V1 shows it."""
     for _ in range(30):
-        lobes, pd = p_wave(rng, lae)
+        lobes, pd = p_wave(rng, lae, pd_max=pd_max)
         tpl = make_template(lobes, fs)
         v1 = tpl.leads12()[L["V1"]]
         if not lae or v1.min() <= -0.12:

@@ -178,15 +178,17 @@ def st_lobe(j: float, t: Lobe, vec: np.ndarray) -> Lobe:
 # --- atrial shapes ----------------------------------------------------------------------------
 
 
-def p_wave(rng: np.random.Generator, lae: bool, ectopic: bool = False) -> tuple[list[Lobe], float]:
+def p_wave(
+    rng: np.random.Generator, lae: bool, ectopic: bool = False, pd_max: float = 1e9
+) -> tuple[list[Lobe], float]:
     """Right- then left-atrial lobes; returns (lobes, P duration ms). Anchor: P onset."""
     amp = rng.uniform(0.8, 1.25)
     if lae:
-        pd, s = rng.uniform(122, 142), None
+        pd = min(rng.uniform(122, 142), pd_max)
         s = 0.15 * pd
         ra, la = _v(0.05, 0.11, 0.07), _v(0.14, 0.05, -0.17) * rng.uniform(1.0, 1.25)
     else:
-        pd = rng.uniform(88, 108)
+        pd = min(rng.uniform(88, 108), pd_max)
         s = 0.17 * pd
         ra, la = _v(0.05, 0.12, 0.08), _v(0.10, 0.07, 0.0)
     if ectopic:  # low atrial focus: inverted P in the inferior leads

@@ -186,6 +186,8 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     base_dir = base_model_dir(cfg, out)
     processor = load_processor(base_dir)
     model = load_base(cfg, base_dir, precision, accelerator.device.type)
+    if cfg.model.max_num_tiles:
+        processor.image_processor.max_image_tiles = cfg.model.max_num_tiles
     model = apply_tuning(
         model, cfg.tuning, LoraSettings(cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout), cfg.lora.target_regex
     )
@@ -304,6 +306,8 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         else:
             final.save_pretrained(str(tmp), safe_serialization=True)
         processor.save_pretrained(str(tmp))
+        if cfg.model.max_num_tiles:  # evaluate/serve must shrink the base the same way
+            atomic_write_json(tmp / "ecgvlm_model.json", {"max_num_tiles": cfg.model.max_num_tiles})
         for f in tmp.iterdir():
             os.replace(f, out / f.name)
         tmp.rmdir()
@@ -311,7 +315,7 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
 
         write_jsonl(out / "train_log.jsonl", log)
         atomic_write_json(out / "train_summary.json", {
-            "trainable": summary, "steps": position["step"], "wall_s": round(wall, 2),
+            "trainable": summary, "engine": str(accelerator.distributed_type), "steps": position["step"], "wall_s": round(wall, 2),
             "samples_per_s": round(seen / wall, 3) if wall > 0 else None,
             "final_loss": log[-1]["loss"] if log else None,
         })

@@ -127,27 +127,65 @@ for _code, _loc in _INJ_LOC.items():
 # Phrases the SCP vocabulary has no code for. Concepts here are "aspect|slot|value" strings.
 _EXTRA = compile_lexicon(
     [
-        (r"\bextreme\s+(?:left\s+)?(?:electrical\s+)?axis(?:\s+deviation)?\b|\bextreme\s+left\b", "waveform|axis|left"),
-        (r"\bextreme\s+right\s+(?:electrical\s+)?axis\b|\bright\s+superior\s+axis\b|\bnorthwest\s+axis\b", "waveform|axis|superior"),
-        (r"\b(?:borderline\s+)?left(?:ward)?\s+(?:electrical\s+|qrs\s+)?(?:axis|type)\b|\baxis\s+(?:deviation\s+)?to\s+the\s+left\b|\blad\b|\bsagittal\s+type\b", "waveform|axis|left"),
-        (r"\bright(?:ward)?\s+(?:electrical\s+|qrs\s+)?(?:axis|type)\b|\baxis\s+(?:deviation\s+)?to\s+the\s+right\b|\brad\b", "waveform|axis|right"),
-        (r"\bnormal\s+(?:qrs\s+|electrical\s+)?(?:axis|type)\b|\bvertical\s+(?:axis|type)\b|\bhorizontal\s+(?:axis|type)\b|\bsteep\s+type\b|\bintermediate\s+type\b", "waveform|axis|normal"),
+        (
+            r"\bextreme\s+(?:left\s+)?(?:electrical\s+)?axis(?:\s+deviation)?\b|\bextreme\s+left\b",
+            "waveform|axis|left",
+        ),
+        (
+            r"\bextreme\s+right\s+(?:electrical\s+)?axis\b|\bright\s+superior\s+axis\b|\bnorthwest\s+axis\b",
+            "waveform|axis|superior",
+        ),
+        (
+            r"\b(?:borderline\s+)?left(?:ward)?\s+(?:electrical\s+|qrs\s+)?(?:axis|type)\b|\baxis\s+(?:deviation\s+)?to\s+the\s+left\b|\blad\b|\bsagittal\s+type\b",
+            "waveform|axis|left",
+        ),
+        (
+            r"\bright(?:ward)?\s+(?:electrical\s+|qrs\s+)?(?:axis|type)\b|\baxis\s+(?:deviation\s+)?to\s+the\s+right\b|\brad\b",
+            "waveform|axis|right",
+        ),
+        (
+            r"\bnormal\s+(?:qrs\s+|electrical\s+)?(?:axis|type)\b|\bvertical\s+(?:axis|type)\b|\bhorizontal\s+(?:axis|type)\b|\bsteep\s+type\b|\bintermediate\s+type\b",
+            "waveform|axis|normal",
+        ),
         (r"\bjunctional\s+rhythm\b|\bnodal\s+rhythm\b", "rhythm|rhythm|junctional"),
         (r"\bventricular\s+tachycardia\b", "rhythm|rhythm|vt"),
-        (r"\btachycardic\b|\b(?:rapid|fast)\s+ventricular\s+(?:response|rate)\b|\b(?<!sinus\s)tachycardia\b", "rhythm|rate|tachy"),
-        (r"\bbradycardic\b|\bslow\s+ventricular\s+response\b|\b(?<!sinus\s)bradycardia\b", "rhythm|rate|brady"),
-        (r"\bnormal\s+(?:heart\s+|ventricular\s+)?rate\b|\bmoderate\s+ventricular\s+response\b", "rhythm|rate|normal"),
-        (r"\b(?:wide|broad|widened|prolonged)\s+qrs\b|\bqrs\s+(?:complex(?:es)?\s+)?(?:is\s+|are\s+)?(?:wide|broad|widened|prolonged)\b", "waveform|qrs|wide"),
+        (
+            r"\btachycardic\b|\b(?:rapid|fast)\s+ventricular\s+(?:response|rate)\b|\b(?<!sinus\s)tachycardia\b",
+            "rhythm|rate|tachy",
+        ),
+        (
+            r"\bbradycardic\b|\bslow\s+ventricular\s+response\b|\b(?<!sinus\s)bradycardia\b",
+            "rhythm|rate|brady",
+        ),
+        (
+            r"\bnormal\s+(?:heart\s+|ventricular\s+)?rate\b|\bmoderate\s+ventricular\s+response\b",
+            "rhythm|rate|normal",
+        ),
+        (
+            r"\b(?:wide|broad|widened|prolonged)\s+qrs\b|\bqrs\s+(?:complex(?:es)?\s+)?(?:is\s+|are\s+)?(?:wide|broad|widened|prolonged)\b",
+            "waveform|qrs|wide",
+        ),
         (r"\bshort\s+(?:pr|pq)\b|\b(?:pr|pq)\s+(?:interval\s+)?(?:is\s+)?short\b", "waveform|pr|short"),
-        (r"\b(?:poor|delayed|absent|missing|reduced)\s+r[\s-]*(?:wave\s+)?progression\b|\br[\s-]*(?:wave\s+)?progression\b|\br[\s-]*wave\s+loss\b|\b(?:missing|absent)\s+r[\s-]*wave\b", "waveform|r_progression|poor"),
+        (
+            r"\b(?:poor|delayed|absent|missing|reduced)\s+r[\s-]*(?:wave\s+)?progression\b|\br[\s-]*(?:wave\s+)?progression\b|\br[\s-]*wave\s+loss\b|\b(?:missing|absent)\s+r[\s-]*wave\b",
+            "waveform|r_progression|poor",
+        ),
         (r"\b(?:r-s|rs|r/s)\s+transition\b|\btransition\s+zone\b", "waveform|transition|shifted"),
-        (r"\bp[\s-]*waves?\s+(?:broadening|widening)\b|\bbiphasic\s+p\b|\bp[\s-]*waves?\s+(?:are\s+)?(?:broad|wide|peaked|notched)\b", "waveform|p|abnormal"),
+        (
+            r"\bp[\s-]*waves?\s+(?:broadening|widening)\b|\bbiphasic\s+p\b|\bp[\s-]*waves?\s+(?:are\s+)?(?:broad|wide|peaked|notched)\b",
+            "waveform|p|abnormal",
+        ),
         (r"\bu[\s-]*waves?\b", "waveform|u|present"),
         (r"\bpeaked\s+t[\s-]*waves?\b|\btall\s+t[\s-]*waves?\b", "waveform|t|peaked"),
-        (r"\b(?:pathological|abnormal)\s+(?:ecg|ekg|tracing)\b|\b(?:ecg|ekg)\s+(?:is\s+)?(?:definitely\s+)?pathological\b|\bpathological\b", "diagnosis|verdict|abnormal"),
+        (
+            r"\b(?:pathological|abnormal)\s+(?:ecg|ekg|tracing)\b|\b(?:ecg|ekg)\s+(?:is\s+)?(?:definitely\s+)?pathological\b|\bpathological\b",
+            "diagnosis|verdict|abnormal",
+        ),
     ]
 )
-_RATE = re.compile(r"\b(?:heart\s+rate|ventricular\s+rate|rate|hr)\s*(?:of|is|was|:|=|at)?\s*(?:about\s+)?(\d{2,3})\b", re.I)
+_RATE = re.compile(
+    r"\b(?:heart\s+rate|ventricular\s+rate|rate|hr)\s*(?:of|is|was|:|=|at)?\s*(?:about\s+)?(\d{2,3})\b", re.I
+)
 _MI_AGE = re.compile(
     r"\b(?:(old|older|chronic|prior|previous|status\s+post|healed)|(acute|recent|subacute|new|fresh|evolving|hyperacute)|"
     r"(age\s+undetermined|undetermined\s+age|uncertain\s+age|age\s+undeterminable|of\s+unknown\s+age))\b",
@@ -155,7 +193,13 @@ _MI_AGE = re.compile(
 )
 _DETAIL = {"infarction_age"}  # a detail of another finding, never an extra finding of its own
 _EXCLUSIVE = {"rhythm", "rate", "verdict", "axis"}
-_NEUTRAL = {("verdict", "normal"), ("verdict", "abnormal"), ("rhythm", "sinus"), ("rate", "normal"), ("axis", "normal")}
+_NEUTRAL = {
+    ("verdict", "normal"),
+    ("verdict", "abnormal"),
+    ("rhythm", "sinus"),
+    ("rate", "normal"),
+    ("axis", "normal"),
+}
 
 Finding = tuple[str, str, str]  # aspect, slot, value
 
@@ -175,7 +219,13 @@ def extract_findings(text: str) -> set[Finding]:
             window = text[c0 : min(len(text), c1 + 40)]
             age = _MI_AGE.search(window)
             if age:
-                out.add(("diagnosis", "infarction_age", "old" if age.group(1) else "acute" if age.group(2) else "undetermined"))
+                out.add(
+                    (
+                        "diagnosis",
+                        "infarction_age",
+                        "old" if age.group(1) else "acute" if age.group(2) else "undetermined",
+                    )
+                )
     for m in find_mentions(text, _EXTRA):
         if not m.negated:
             aspect, slot, value = m.concept.split("|")
@@ -253,7 +303,9 @@ class FindingsJudge:
             aspects[a], n = _aspect_score(r, c)
             aspects[a] = round(aspects[a], 2)
             notes += [f"{a}: {x}" for x in n]
-        return JudgeScore(**aspects, total=total_of(aspects), rationale="; ".join(notes) or "all reference findings matched")
+        return JudgeScore(
+            **aspects, total=total_of(aspects), rationale="; ".join(notes) or "all reference findings matched"
+        )
 
 
 def coverage(reports: list[str]) -> dict:
@@ -299,9 +351,14 @@ def load_report_texts(path: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ecgvlm.evaluate.judges.findings", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--coverage", metavar="PATH", required=True, help="report file (.json list or predictions .jsonl)")
+    parser = argparse.ArgumentParser(
+        prog="python -m ecgvlm.evaluate.judges.findings",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--coverage", metavar="PATH", required=True, help="report file (.json list or predictions .jsonl)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     cov = coverage(load_report_texts(args.coverage))

@@ -107,8 +107,12 @@ class LLMJudge:
         price_out_per_mtok: float | None = None,
     ) -> None:
         if not base_url or not model:
-            raise ECGVLMError("LLM judge needs a base URL and a model (ECGVLM_JUDGE_BASE_URL, ECGVLM_JUDGE_MODEL)")
-        self.url = base_url.rstrip("/") + ("" if base_url.rstrip("/").endswith("/chat/completions") else "/chat/completions")
+            raise ECGVLMError(
+                "LLM judge needs a base URL and a model (ECGVLM_JUDGE_BASE_URL, ECGVLM_JUDGE_MODEL)"
+            )
+        self.url = base_url.rstrip("/") + (
+            "" if base_url.rstrip("/").endswith("/chat/completions") else "/chat/completions"
+        )
         self.model = model
         self.api_key = api_key
         self.cache_dir = Path(cache_dir) if cache_dir else None
@@ -119,8 +123,16 @@ class LLMJudge:
         self.prices = (price_in_per_mtok, price_out_per_mtok)
         self.name = f"llm:{model}"
         self._lock = threading.Lock()
-        self._stats = dict(requests=0, cache_hits=0, retries=0, malformed=0, prompt_tokens=0,
-                           completion_tokens=0, rows=0, seconds=0.0)
+        self._stats = dict(
+            requests=0,
+            cache_hits=0,
+            retries=0,
+            malformed=0,
+            prompt_tokens=0,
+            completion_tokens=0,
+            rows=0,
+            seconds=0.0,
+        )
 
     @classmethod
     def from_env(cls, **overrides) -> LLMJudge:
@@ -195,8 +207,10 @@ class LLMJudge:
                 time.sleep(self._sleep_for(attempt, None))
                 continue
             usage = resp.get("usage") or {}
-            self._bump(prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                       completion_tokens=int(usage.get("completion_tokens") or 0))
+            self._bump(
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+            )
             try:
                 content = resp["choices"][0]["message"]["content"]
                 return parse_reply(content), usage
@@ -220,7 +234,9 @@ class LLMJudge:
         if verdict is None:
             verdict, usage = self._ask(candidate, reference)
             if path is not None:
-                atomic_write_json(path, {"model": self.model, "rubric": RUBRIC_VERSION, "verdict": verdict, "usage": usage})
+                atomic_write_json(
+                    path, {"model": self.model, "rubric": RUBRIC_VERSION, "verdict": verdict, "usage": usage}
+                )
         self._bump(rows=1)
         aspects = {a: verdict[a] for a in ASPECTS}
         return JudgeScore(**aspects, total=total_of(aspects), rationale=verdict["rationale"])

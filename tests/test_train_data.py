@@ -1,0 +1,129 @@
+"""Collator: chat layout, answer-only labels, multi-turn, tiles, truncation, bad rows, data order."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _train_helpers import make_dataset
+
+from ecgvlm.errors import ECGVLMError
+from ecgvlm.model.load import load_processor
+from ecgvlm.model.tiny import build_tiny
+from ecgvlm.train.config import load_config
+from ecgvlm.train.data import Collator, InstructDataset, encode_messages, epoch_batches, messages_of, select_sources
+
+
+@pytest.fixture(scope="module")
+def proc(tmp_path_factory):
+    return load_processor(build_tiny(tmp_path_factory.mktemp("tiny") / "m", seed=0))
+
+
+def test_labels_only_on_answers_multi_turn(proc, tmp_path):
+    f = make_dataset(tmp_path, n=4, multi_turn=True)
+    ds = InstructDataset(f, proc.tokenizer, max_len=512)
+    tok = proc.tokenizer
+    ids, labels = ds.items[1]
+    assert tok.decode([t for t in labels if t != -100]) == "MI<|eot_id|>no<|eot_id|>"
+    # same ids as the processor's own chat template
+    msgs = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which diagnostic superclass does this ECG show?"}]},
+        {"role": "assistant", "content": "MI"},
+        {"role": "user", "content": "Is it normal?"},
+        {"role": "assistant", "content": "no"},
+    ]
+    assert tok(proc.apply_chat_template(msgs, tokenize=False), add_special_tokens=False)["input_ids"] == ids
+
+    batch = Collator(proc)([ds[0], ds[1], ds[2]])
+    image_id = tok.convert_tokens_to_ids("<|image|>")
+    b, length = batch["input_ids"].shape
+    assert length % 8 == 0
+    assert batch["pixel_values"].shape == (3, 1, 1, 3, 224, 224)
+    assert batch["aspect_ratio_ids"].shape == (3, 1) and batch["aspect_ratio_mask"].shape == (3, 1, 1)
+    assert batch["cross_attention_mask"].shape == (3, length, 1, 1)
+    for i in range(b):
+        pos = int((batch["input_ids"][i] == image_id).nonzero()[0])
+        n = int(batch["attention_mask"][i].sum())
+        assert batch["labels"][i, pos] == -100
+        assert batch["cross_attention_mask"][i, :pos].sum() == 0
+        assert batch["cross_attention_mask"][i, pos:n].all() and batch["cross_attention_mask"][i, n:].sum() == 0
+        assert (batch["labels"][i, n:] == -100).all()
+    assert (batch["labels"] == image_id).sum() == 0
+
+
+def test_roles_and_keys_variants(proc):
+    row = {"id": "x", "image": "a.png",
+           "conversation": [{"from": "user", "value": "Describe <image> please"}, {"from": "assistant", "value": "ok"}]}
+    msgs = messages_of(row)
+    ids, labels = encode_messages(proc.tokenizer, msgs)
+    text = proc.tokenizer.decode(ids)
+    assert "Describe <|image|> please" in text and text.count("<|image|>") == 1
+    # no <image> tag: the image goes first in the user turn
+    ids, _ = encode_messages(proc.tokenizer, [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}])
+    assert "<|end_header_id|>\n\n<|image|>Q" in proc.tokenizer.decode(ids)
+
+
+def test_truncation_never_cuts_image(proc, tmp_path):
+    f = make_dataset(tmp_path, n=2)
+    ds = InstructDataset(f, proc.tokenizer, max_len=12)
+    image_id = proc.tokenizer.convert_tokens_to_ids("<|image|>")
+    assert all(len(ids) == 12 and image_id in ids for ids, _ in ds.items)
+    with pytest.raises(ECGVLMError, match="image token"):
+        InstructDataset(f, proc.tokenizer, max_len=5)
+
+
+@pytest.mark.parametrize(
+    "row, match",
+    [
+        ({"id": "a", "image": "images/p000.png"}, "no conversations"),
+        ({"id": "a", "image": "images/p000.png", "conversations": [{"from": "human", "value": "q"}]}, "no assistant"),
+        ({"id": "a", "image": "images/p000.png", "conversations": [{"from": "robot", "value": "q"}]}, "bad turn"),
+    ],
+)
+def test_malformed_rows(proc, tmp_path, row, match):
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps([row]))
+    with pytest.raises(ECGVLMError, match=match) as e:
+        InstructDataset(f, proc.tokenizer)
+    assert str(f) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_images(proc, tmp_path):
+    f = make_dataset(tmp_path, n=2)
+    rows = json.loads(f.read_text())
+    rows[0]["image"] = "../../etc/passwd"
+    rows[1]["image"] = "images/broken.png"
+    (tmp_path / "images" / "broken.png").write_bytes(b"not a png")
+    f.write_text(json.dumps(rows))
+    ds = InstructDataset(f, proc.tokenizer)
+    with pytest.raises(ECGVLMError, match="escapes"):
+        ds[0]
+    with pytest.raises(ECGVLMError, match="cannot read image"):
+        ds[1]
+    with pytest.raises(ECGVLMError, match="not found"):
+        InstructDataset(tmp_path / "nope.json", proc.tokenizer)
+
+
+def test_sources_and_order(proc, tmp_path):
+    rows = [{"metadata": {"source": s}} for s in ("ptbxl", "synth", "mimic", "synth")]
+    assert len(select_sources(rows, "all")) == 4
+    assert len(select_sources(rows, "-synth")) == 2
+    assert len(select_sources(rows, "ptbxl+mimic")) == 2
+    a = epoch_batches(10, 3, seed=1, epoch=0)
+    assert a == epoch_batches(10, 3, seed=1, epoch=0) and a != epoch_batches(10, 3, seed=1, epoch=1)
+    assert sorted(i for b in a for i in b) == list(range(10))
+    lengths = [5, 50, 6, 51, 7, 52, 8, 53]
+    g = epoch_batches(8, 2, seed=0, epoch=0, lengths=lengths, group_by_length=True)
+    assert all(abs(lengths[b[0]] - lengths[b[1]]) < 10 for b in g)
+
+
+def test_config_overrides(tmp_path):
+    cfg = load_config("configs/tiny_cpu.yaml", ["lora.r=16", "train.max_steps=20", "tuning=partial"])
+    assert (cfg.lora.r, cfg.train.max_steps, cfg.tuning) == (16, 20, "partial")
+    paper = load_config("configs/paper_lora_11b.yaml")
+    assert (paper.lora.r, paper.lora.alpha, paper.lora.dropout) == (64, 128, 0.05)
+    assert (paper.train.lr, paper.train.epochs, paper.train.batch_size, paper.train.grad_accum) == (2e-4, 3, 4, 1)
+    assert paper.train.gradient_checkpointing and paper.train.precision == "bf16"
+    assert json.loads(open(paper.deepspeed).read())["zero_optimization"]["stage"] == 2
+    with pytest.raises(ECGVLMError, match="unknown key"):
+        load_config("configs/tiny_cpu.yaml", ["lora.rank=16"])
