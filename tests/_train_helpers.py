@@ -34,14 +34,21 @@ def make_dataset(root: Path, n: int = 16, size: int = 224, seed: int = 0, multi_
             {"from": "gpt", "value": label},
         ]
         if multi_turn:
-            conv += [{"from": "human", "value": "Is it normal?"}, {"from": "gpt", "value": "yes" if label == "NORM" else "no"}]
+            conv += [
+                {"from": "human", "value": "Is it normal?"},
+                {"from": "gpt", "value": "yes" if label == "NORM" else "no"},
+            ]
         rows.append(
             {
                 "id": f"toy-{i}",
                 "image": rel,
                 "conversations": conv,
-                "metadata": {"subtask": "superclass", "type": "close", "source": "synth" if i % 4 else "ptbxl",
-                             "gold": {"answer": label}},
+                "metadata": {
+                    "subtask": "superclass",
+                    "type": "close",
+                    "source": "synth" if i % 4 else "ptbxl",
+                    "gold": {"answer": label},
+                },
             }
         )
     (root / "train.json").write_text(json.dumps(rows))

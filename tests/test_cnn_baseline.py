@@ -166,3 +166,31 @@ def test_bad_inputs_give_one_line_errors(toy: Path, tmp_path: Path, capsys) -> N
     (bad / "train.json").write_text('[{"id": "x"}]')
     with pytest.raises(ECGVLMError, match="train.json: row 0"):
         train(bad, tmp_path / "r", _opts(), image_size=SIZE, progress=False)
+
+
+@pytest.fixture(scope="session")
+def real_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny dataset from the real builder: synthetic records rendered as ECG pages."""
+    out = tmp_path_factory.mktemp("synth") / "ds"
+    assert (
+        cli(["dataset", "build", "--source", "synth:40", "--out", str(out), "--seed", "1", "--no-progress"])
+        == 0
+    )
+    return out
+
+
+def test_cnn_runs_on_a_real_synthetic_build(real_synth: Path, tmp_path: Path) -> None:
+    rows = json.loads((real_synth / "test.json").read_text())
+    cfg = train(
+        real_synth, tmp_path / "run", _opts(epochs=1, batch_size=8), head="scp", image_size=64, progress=False
+    )
+    assert cfg["model"]["labels"][:5] == list(SUPERCLASSES) and len(cfg["model"]["labels"]) == 76
+    assert cli(["cnn", "eval", "--model", str(tmp_path / "run"), "--data", str(real_synth / "test.json"),
+                "--out", str(tmp_path / "ev"), "--no-progress"]) == 0  # fmt: skip
+    preds = [json.loads(x) for x in (tmp_path / "ev" / "predictions.jsonl").read_text().splitlines()]
+    want = [r["id"] for r in rows if r["metadata"]["subtask"] in ("superclass", "scp")]
+    assert [p["id"] for p in preds] == want and want
+    for p in preds:
+        assert len(p["scores"]) == (5 if p["task"] == "superclass" else 71)
+        if p["task"] == "scp":
+            assert "NORM" in p["scores"] and "IMI" in p["scores"]

@@ -148,3 +148,21 @@ def test_codes_scores_are_a_distribution(setup: dict, tmp_path: Path) -> None:
     assert len(preds) == 2 and all(p["task"] == "superclass" for p in preds)
     for p in preds:
         assert abs(np.sum(list(p["scores"].values())) - 1.0) < 1e-4
+
+
+def test_evaluate_reads_a_real_synthetic_build(setup: dict, tmp_path: Path) -> None:
+    ds = tmp_path / "ds"
+    assert (
+        cli(["dataset", "build", "--source", "synth:30", "--out", str(ds), "--seed", "1", "--no-progress"])
+        == 0
+    )
+    rows = json.loads((ds / "test.json").read_text())
+    out = tmp_path / "run"
+    assert cli(["evaluate", "--model", str(setup["model"]), "--data", str(ds / "test.json"), "--out", str(out),
+                "--tasks", "superclass,yesno", *ARGS]) == 0  # fmt: skip
+    preds = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in preds] == [
+        r["id"] for r in rows if r["metadata"]["subtask"] in ("superclass", "yesno")
+    ]
+    assert any(p["task"] == "superclass" for p in preds)
+    assert all((p["scores"] is not None) == (p["task"] == "superclass") for p in preds)

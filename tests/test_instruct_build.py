@@ -32,7 +32,9 @@ def files_of(root: Path) -> dict[str, bytes]:
             data = p.read_bytes()
             if p.name == "README.md":  # the card quotes the command, which names --out and --workers
                 data = b"\n".join(
-                    line for line in data.split(b"\n") if not line.startswith(b"ecgvlm dataset")
+                    line
+                    for line in data.split(b"\n")
+                    if not line.startswith((b"ecgvlm dataset", b"(built through"))
                 )
             out[str(p.relative_to(root))] = data
     return out
@@ -82,7 +84,7 @@ def test_killed_build_resumes_to_the_same_result(synth_build: Path, tmp_path: Pa
     while time.time() < deadline and proc.poll() is None:
         if units.is_dir() and len(list(units.glob("*.json"))) >= N // 2:
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert proc.poll() is None, "the build finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -236,3 +238,83 @@ def test_cli_build_and_stats_on_real_records(
     assert main(["dataset", "stats", str(out)]) == 0
     assert "superclass" in capsys.readouterr().out
     assert main(["dataset", "build", "--source", "synth:0", "--out", str(out)]) == 2
+
+
+def _tiny_ptbxl(root: Path, fixtures_dir: Path) -> dict[str, int]:
+    """A PTB-XL-shaped folder: ptbxl_database.csv + records100/, ten copies of a real record."""
+    import wfdb
+
+    src = wfdb.rdrecord(str(fixtures_dir / "real" / "ecg_image_kit_ptbxl" / "00001_lr"))
+    folder = root / "records100" / "00000"
+    folder.mkdir(parents=True)
+    labels = ["{'NORM': 100.0, 'SR': 0.0}", "{'IMI': 80.0, 'SR': 0.0}", "{'CLBBB': 100.0, 'AFIB': 0.0}"]
+    lines = ["ecg_id,patient_id,age,sex,report,scp_codes,strat_fold,filename_lr"]
+    folds = {}
+    for i in range(1, 11):
+        name = f"{i:05d}_lr"
+        wfdb.wrsamp(
+            name,
+            fs=src.fs,
+            units=src.units,
+            sig_name=src.sig_name,
+            p_signal=src.p_signal,
+            fmt=["16"] * len(src.sig_name),
+            write_dir=str(folder),
+        )
+        fold = [1, 5, 8, 9, 10][i % 5]
+        folds[str(i)] = fold
+        lines.append(
+            f'{i},{100 + i},{50 + i},{i % 2},"sinusrhythmus normales ekg","{labels[i % 3]}",{fold},'
+            f"records100/00000/{name}"
+        )
+    (root / "ptbxl_database.csv").write_text("\n".join(lines) + "\n")
+    return folds
+
+
+def test_ptbxl_source_splits_by_strat_fold(tmp_path: Path, fixtures_dir: Path) -> None:
+    folds = _tiny_ptbxl(tmp_path / "ptbxl", fixtures_dir)
+    out = tmp_path / "out"
+    res = build(
+        BuildConfig(source=f"ptbxl:{tmp_path / 'ptbxl'}", seed=0, augment="none"),
+        out,
+        workers=2,
+        progress=False,
+    )
+    assert sum(res.counts["records"].values()) == 10
+    want = {rid: "test" if f == 10 else "val" if f == 9 else "train" for rid, f in folds.items()}
+    for split in ("train", "val", "test"):
+        for row in iter_rows(out / f"{split}.json"):
+            assert want[row.metadata["record_id"]] == split
+            assert row.image.startswith("images/ptbxl-000")
+            if row.task == "report":
+                assert row.metadata["gold"]["clinician_report"] == "sinusrhythmus normales ekg"
+
+
+def test_shards_then_assemble_equal_one_build(tmp_path: Path) -> None:
+    pytest.importorskip("ecgvlm.signals.synth")
+    cfg = BuildConfig(source="synth:12", seed=5, augment="none")
+    build(cfg, tmp_path / "whole", progress=False)
+    for i in range(3):
+        res = build(cfg, tmp_path / "sharded", shard=(i, 3), progress=False)
+        assert not res.assembled and res.done == 4
+        assert not (tmp_path / "sharded" / "train.json").exists()
+    res = build(cfg, tmp_path / "sharded", progress=False)
+    assert res.assembled and res.done == 0 and res.resumed == 12
+    assert files_of(tmp_path / "whole") == files_of(tmp_path / "sharded")
+
+
+def test_bad_record_raises_one_line_or_is_counted(tmp_path: Path, fixtures_dir: Path) -> None:
+    import shutil
+
+    src = tmp_path / "recs"
+    src.mkdir()
+    for name in ("E07500", "E07501"):
+        for suffix in (".hea", ".mat"):
+            shutil.copy(fixtures_dir / "real" / "torch_ecg_cinc2021" / f"{name}{suffix}", src)
+    (src / "broken.hea").write_text("this is not a WFDB header\n")
+    with pytest.raises(ECGVLMError) as e:
+        build(BuildConfig(source=f"wfdb:{src}"), tmp_path / "raise", progress=False)
+    assert "broken" in str(e.value) and "\n" not in str(e.value)
+    res = build(BuildConfig(source=f"wfdb:{src}", on_error="skip"), tmp_path / "skip", progress=False)
+    assert sum(res.counts["records"].values()) == 2 and sum(res.counts["skipped"].values()) == 1
+    assert "## Skipped records" in (tmp_path / "skip" / "README.md").read_text()

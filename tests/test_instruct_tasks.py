@@ -145,3 +145,14 @@ def test_report_register_matches_real_reports() -> None:
     assert text.endswith("normal ECG.") and text[0].isupper()
     text = make_report({"IRBBB": 100, "SR": 0, "NORM": 100}, {"axis": -50.0}, np.random.default_rng(3)).text
     assert "otherwise normal ecg" in text.lower()
+
+
+def test_likelihood_becomes_a_hedge() -> None:
+    rng = np.random.default_rng(4)
+    texts = [
+        make_report({"SR": 0, "ASMI": 15, "LVH": 50, "IRBBB": 100}, {}, rng).text.lower() for _ in range(10)
+    ]
+    for t in texts:
+        assert "possible anteroseptal" in t
+        assert "probable left ventricular" in t or "likely left ventricular" in t
+        assert "possible incomplete" not in t and "likely incomplete" not in t and "possible sinus" not in t

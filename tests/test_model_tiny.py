@@ -19,7 +19,9 @@ def tiny(tmp_path_factory):
 
 
 def _digest(folder):
-    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.iterdir()) if f.is_file()}
+    return {
+        f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.iterdir()) if f.is_file()
+    }
 
 
 def test_same_seed_same_bytes_other_seed_other_weights(tiny, tmp_path):
@@ -82,10 +84,15 @@ def test_forward_with_real_processor(tiny):
     model, proc = load_model_and_processor(tiny)
     text = proc.apply_chat_template(
         [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "hi"}]}],
-        tokenize=False, add_generation_prompt=True,
+        tokenize=False,
+        add_generation_prompt=True,
     )
-    batch = proc(images=[[Image.new("RGB", (300, 200), "white")]], text=[text], add_special_tokens=False,
-                 return_tensors="pt")
+    batch = proc(
+        images=[[Image.new("RGB", (300, 200), "white")]],
+        text=[text],
+        add_special_tokens=False,
+        return_tensors="pt",
+    )
     assert batch["pixel_values"].shape == (1, 1, 1, 3, 224, 224)
     assert batch["cross_attention_mask"].shape[-2:] == (1, 1)
     with torch.no_grad():
@@ -134,8 +141,11 @@ def test_paper_preset_on_11b_meta_config():
     trainable, total = trainable_summary(peft_model)
     assert trainable == 269_451_264
     assert 0.024 < trainable / total < 0.026
-    lora_vision = {n.rsplit(".lora_A", 1)[0] for n, _ in peft_model.named_parameters()
-                   if ".lora_A." in n and ".vision_model." in n}
+    lora_vision = {
+        n.rsplit(".lora_A", 1)[0]
+        for n, _ in peft_model.named_parameters()
+        if ".lora_A." in n and ".vision_model." in n
+    }
     assert len(lora_vision) == 240
 
 
@@ -150,8 +160,12 @@ def test_shrink_tiles_gives_a_working_one_tile_model(tmp_path):
     shrink_tiles(model, 1)
     proc.image_processor.max_image_tiles = 1
     text = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n<|image|>hi<|eot_id|>"
-    batch = proc(images=[[Image.new("RGB", (224, 224), "white")]], text=[text], add_special_tokens=False,
-                 return_tensors="pt")
+    batch = proc(
+        images=[[Image.new("RGB", (224, 224), "white")]],
+        text=[text],
+        add_special_tokens=False,
+        return_tensors="pt",
+    )
     assert batch["pixel_values"].shape[2] == 1
     with torch.no_grad():
         out = model(**batch)

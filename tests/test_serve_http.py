@@ -24,7 +24,9 @@ SUPERS = {"NORM", "MI", "STTC", "CD", "HYP"}
 def interpreter(tmp_path_factory):
     from ecgvlm.model.tiny import build_tiny
 
-    out = build_tiny(tmp_path_factory.mktemp("tiny"), seed=0)
+    out = tmp_path_factory.getbasetemp() / "serve-tiny"  # shared by the serve/interpret test files
+    if not (out / "ecgvlm_tiny.json").is_file():  # written last by build_tiny
+        build_tiny(out, seed=0)
     config = InterpretConfig(codes=("SR", "IMI"), measurements=("hr",), max_new_tokens=12)
     return ECGInterpreter.from_pretrained(out, device="cpu", config=config)
 
@@ -42,7 +44,9 @@ def image() -> bytes:
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
@@ -75,7 +79,9 @@ def test_valid_image_gets_an_interpretation(server, image):
     assert r.status_code == 200, r.text
     check_interpretation(r.json())
     # The same upload as a raw body gives the same answer (greedy decoding, deterministic model).
-    raw = httpx.post(f"{server}/v1/interpret", content=image, headers={"content-type": "image/png"}, timeout=120)
+    raw = httpx.post(
+        f"{server}/v1/interpret", content=image, headers={"content-type": "image/png"}, timeout=120
+    )
     assert raw.status_code == 200
     assert raw.json()["superclasses"] == r.json()["superclasses"]
 
@@ -190,7 +196,10 @@ def chat_body(image: bytes, question: str = "What is the heart rate on this ECG?
         "messages": [
             {
                 "role": "user",
-                "content": [{"type": "image_url", "image_url": {"url": data_url}}, {"type": "text", "text": question}],
+                "content": [
+                    {"type": "image_url", "image_url": {"url": data_url}},
+                    {"type": "text", "text": question},
+                ],
             }
         ],
     }
@@ -217,7 +226,9 @@ def test_chat_completions_with_base64_image(server, interpreter, image):
     assert httpx.post(f"{server}/v1/chat/completions", json=bad).status_code == 400
     r = httpx.post(f"{server}/v1/chat/completions", json=chat_body(b"not an image"))
     assert r.status_code == 415
-    r = httpx.post(f"{server}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    r = httpx.post(
+        f"{server}/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and "JSON" in r.json()["error"]["message"]
 
 

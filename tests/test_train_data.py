@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from _train_helpers import make_dataset
 
+from _train_helpers import make_dataset
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.model.load import load_processor
 from ecgvlm.model.tiny import build_tiny
 from ecgvlm.train.config import load_config
-from ecgvlm.train.data import Collator, InstructDataset, encode_messages, epoch_batches, messages_of, select_sources
+from ecgvlm.train.data import (
+    Collator,
+    InstructDataset,
+    encode_messages,
+    epoch_batches,
+    messages_of,
+    select_sources,
+)
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +37,13 @@ def test_labels_only_on_answers_multi_turn(proc, tmp_path):
     assert tok.decode([t for t in labels if t != -100]) == "MI<|eot_id|>no<|eot_id|>"
     # same ids as the processor's own chat template
     msgs = [
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Which diagnostic superclass does this ECG show?"}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image"},
+                {"type": "text", "text": "Which diagnostic superclass does this ECG show?"},
+            ],
+        },
         {"role": "assistant", "content": "MI"},
         {"role": "user", "content": "Is it normal?"},
         {"role": "assistant", "content": "no"},
@@ -46,20 +62,30 @@ def test_labels_only_on_answers_multi_turn(proc, tmp_path):
         n = int(batch["attention_mask"][i].sum())
         assert batch["labels"][i, pos] == -100
         assert batch["cross_attention_mask"][i, :pos].sum() == 0
-        assert batch["cross_attention_mask"][i, pos:n].all() and batch["cross_attention_mask"][i, n:].sum() == 0
+        assert (
+            batch["cross_attention_mask"][i, pos:n].all() and batch["cross_attention_mask"][i, n:].sum() == 0
+        )
         assert (batch["labels"][i, n:] == -100).all()
     assert (batch["labels"] == image_id).sum() == 0
 
 
 def test_roles_and_keys_variants(proc):
-    row = {"id": "x", "image": "a.png",
-           "conversation": [{"from": "user", "value": "Describe <image> please"}, {"from": "assistant", "value": "ok"}]}
+    row = {
+        "id": "x",
+        "image": "a.png",
+        "conversation": [
+            {"from": "user", "value": "Describe <image> please"},
+            {"from": "assistant", "value": "ok"},
+        ],
+    }
     msgs = messages_of(row)
     ids, labels = encode_messages(proc.tokenizer, msgs)
     text = proc.tokenizer.decode(ids)
     assert "Describe <|image|> please" in text and text.count("<|image|>") == 1
     # no <image> tag: the image goes first in the user turn
-    ids, _ = encode_messages(proc.tokenizer, [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}])
+    ids, _ = encode_messages(
+        proc.tokenizer, [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
+    )
     assert "<|end_header_id|>\n\n<|image|>Q" in proc.tokenizer.decode(ids)
 
 
@@ -76,8 +102,14 @@ def test_truncation_never_cuts_image(proc, tmp_path):
     "row, match",
     [
         ({"id": "a", "image": "images/p000.png"}, "no conversations"),
-        ({"id": "a", "image": "images/p000.png", "conversations": [{"from": "human", "value": "q"}]}, "no assistant"),
-        ({"id": "a", "image": "images/p000.png", "conversations": [{"from": "robot", "value": "q"}]}, "bad turn"),
+        (
+            {"id": "a", "image": "images/p000.png", "conversations": [{"from": "human", "value": "q"}]},
+            "no assistant",
+        ),
+        (
+            {"id": "a", "image": "images/p000.png", "conversations": [{"from": "robot", "value": "q"}]},
+            "bad turn",
+        ),
     ],
 )
 def test_malformed_rows(proc, tmp_path, row, match):
@@ -118,12 +150,17 @@ def test_sources_and_order(proc, tmp_path):
 
 
 def test_config_overrides(tmp_path):
-    cfg = load_config("configs/tiny_cpu.yaml", ["lora.r=16", "train.max_steps=20", "tuning=partial"])
+    cfg = load_config(REPO / "configs/tiny_cpu.yaml", ["lora.r=16", "train.max_steps=20", "tuning=partial"])
     assert (cfg.lora.r, cfg.train.max_steps, cfg.tuning) == (16, 20, "partial")
-    paper = load_config("configs/paper_lora_11b.yaml")
+    paper = load_config(REPO / "configs/paper_lora_11b.yaml")
     assert (paper.lora.r, paper.lora.alpha, paper.lora.dropout) == (64, 128, 0.05)
-    assert (paper.train.lr, paper.train.epochs, paper.train.batch_size, paper.train.grad_accum) == (2e-4, 3, 4, 1)
+    assert (paper.train.lr, paper.train.epochs, paper.train.batch_size, paper.train.grad_accum) == (
+        2e-4,
+        3,
+        4,
+        1,
+    )
     assert paper.train.gradient_checkpointing and paper.train.precision == "bf16"
-    assert json.loads(open(paper.deepspeed).read())["zero_optimization"]["stage"] == 2
+    assert json.loads(Path(paper.deepspeed).read_text())["zero_optimization"]["stage"] == 2
     with pytest.raises(ECGVLMError, match="unknown key"):
-        load_config("configs/tiny_cpu.yaml", ["lora.rank=16"])
+        load_config(REPO / "configs/tiny_cpu.yaml", ["lora.rank=16"])

@@ -50,7 +50,9 @@ def _need_browser():
 def server_url(tmp_path_factory):
     from ecgvlm.model.tiny import build_tiny
 
-    out = build_tiny(tmp_path_factory.mktemp("tiny"), seed=0)
+    out = tmp_path_factory.getbasetemp() / "serve-tiny"  # shared by the serve/interpret test files
+    if not (out / "ecgvlm_tiny.json").is_file():  # written last by build_tiny
+        build_tiny(out, seed=0)
     config = InterpretConfig(codes=("SR", "AFIB", "IMI", "LVH", "CLBBB"), max_new_tokens=24)
     interp = ECGInterpreter.from_pretrained(out, device="cpu", config=config)
     with running_server(create_app(interp, ServeConfig())) as url:

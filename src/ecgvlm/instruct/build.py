@@ -13,6 +13,7 @@ generator seeded by (seed, record id), never from shared state.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import multiprocessing as mp
@@ -29,7 +30,7 @@ import numpy as np
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.instruct.tasks import TASKS, make_questions
-from ecgvlm.io import atomic_open, atomic_write_bytes, atomic_write_json
+from ecgvlm.io import atomic_open, atomic_write_bytes, atomic_write_json, resolve_inside
 from ecgvlm.signals.record import ECGRecord
 from ecgvlm.signals.vocab import superclasses_of
 
@@ -138,11 +139,37 @@ def source_items(cfg: BuildConfig) -> Iterator[tuple[str, Any]]:
         root = Path(arg)
         for key in _wfdb_keys(root):
             yield key, str(root / key) + ".hea"
+    elif (Path(arg) / "ptbxl_database.csv").is_file():
+        yield from _ptbxl_items(Path(arg))
     else:
+        # Other dataset folders the readers know (MIMIC-IV-ECG, CODE-15): records are read here
+        # and shipped to the workers.
         from ecgvlm.signals.readers import iter_records
 
         for rec in iter_records(arg, on_error=cfg.on_error):
             yield rec.id, rec
+
+
+def _ptbxl_items(root: Path) -> Iterator[tuple[str, Any]]:
+    """One item per row of ptbxl_database.csv; workers read the record file themselves
+    (read_record finds the row again and attaches labels, strat_fold and report)."""
+    table = root / "ptbxl_database.csv"
+    try:
+        with open(table, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ECGVLMError(f"cannot read the table ({e})", table) from None
+    for line, row in enumerate(rows, start=2):
+        rel = (row.get("filename_hr") or row.get("filename_lr") or "").strip()
+        if not rel:
+            raise ECGVLMError(f"line {line}: no filename_hr or filename_lr", table)
+        ecg_id = (row.get("ecg_id") or "").strip()
+        key = (
+            f"ptbxl-{int(float(ecg_id)):05d}"
+            if ecg_id.replace(".", "", 1).isdigit()
+            else f"ptbxl-{ecg_id or line}"
+        )
+        yield key, str(resolve_inside(root, rel)) + ".hea"
 
 
 def count_items(cfg: BuildConfig) -> int | None:
@@ -151,7 +178,9 @@ def count_items(cfg: BuildConfig) -> int | None:
         return int(arg)
     if kind == "wfdb":
         return len(_wfdb_keys(Path(arg)))
-    return None
+    if (Path(arg) / "ptbxl_database.csv").is_file():
+        return sum(1 for _ in _ptbxl_items(Path(arg)))
+    return None  # MIMIC / CODE-15: counting would mean reading the source twice
 
 
 def load_record(cfg: BuildConfig, key: str, payload: Any) -> ECGRecord:
@@ -293,7 +322,9 @@ def _process(item: tuple[str, Any]) -> str:
         unit = make_unit(cfg, out, key, record)
     except ECGVLMError as e:
         if cfg.on_error == "raise":
-            raise
+            if key in str(e) or (e.path and e.path in str(payload)):
+                raise
+            raise ECGVLMError(f"record {key}: {e}") from None
         unit = {"key": key, "skipped": str(e)}
     atomic_write_json(unit_path(out, key), unit, indent=None)
     return key

@@ -162,7 +162,15 @@ def make_report(labels: dict[str, float], measurements: dict[str, float], rng: n
     numbers: dict[str, int] = {}
 
     def add(code: str) -> None:
-        parts.append(_pick(rng, PHRASES[code]))
+        phrase = _pick(rng, PHRASES[code])
+        # PTB-XL's likelihoods for diagnostic statements (15, 35, 50, 80, 100) become the
+        # hedges its cardiologists wrote: "possible ...", "probable ...". 0 means not given.
+        lik = float(labels.get(code, 100) or 0)
+        if code not in RHYTHM and 0 < lik <= 35:
+            phrase = "possible " + phrase
+        elif code not in RHYTHM and 35 < lik < 80:
+            phrase = _pick(rng, ("probable ", "likely ")) + phrase
+        parts.append(phrase)
         stated.append(code)
 
     ectopy = [c for c in ECTOPY if c in present]
@@ -197,7 +205,7 @@ def make_report(labels: dict[str, float], measurements: dict[str, float], rng: n
         if rng.random() < 0.3:
             deg = int(round(measurements["axis"]))
             numbers["axis"] = deg
-            text += f" (QRS axis {_signed(deg)} degrees)"
+            text += f" ({_signed(deg)} degrees)"
         parts.append(text)
     for c in ORDER[len(AV + ATRIA) :]:
         if c in present:

@@ -199,7 +199,7 @@ YESNO_Q = (
     "Is {d} present in this 12-lead ECG? Answer yes or no.",
     "Can {d} be seen on this tracing?",
     "Yes or no: this electrocardiogram shows {d}.",
-    "Does the ECG meet the picture of {d}?",
+    "Does this tracing fit {d}?",
     "Would you report {d} for this ECG?",
     "Is this ECG consistent with {d} ({c})?",
     "Check this ECG for {d}. Is it present?",

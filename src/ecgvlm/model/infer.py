@@ -18,7 +18,12 @@ from ecgvlm.train.data import Collator, encode_messages
 
 def _prompt_ids(tokenizer, prompt: str) -> list[int]:
     ids, _ = encode_messages(tokenizer, [{"role": "user", "content": prompt}])
-    return ids + tokenizer("<|start_header_id|>assistant<|end_header_id|>\n\n", add_special_tokens=False)["input_ids"]
+    return (
+        ids
+        + tokenizer("<|start_header_id|>assistant<|end_header_id|>\n\n", add_special_tokens=False)[
+            "input_ids"
+        ]
+    )
 
 
 def _device(model) -> torch.device:
@@ -40,7 +45,9 @@ def _batch(processor, images, seqs: list[list[int]], left_pad: bool) -> dict:
 
 
 @torch.no_grad()
-def generate(model, processor, images: list, prompts: list[str], max_new_tokens: int = 64, batch_size: int = 8) -> list[str]:
+def generate(
+    model, processor, images: list, prompts: list[str], max_new_tokens: int = 64, batch_size: int = 8
+) -> list[str]:
     """Greedy answers, one per (image, prompt) pair, in input order."""
     tok = processor.tokenizer
     eos = [tok.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|end_of_text|>", "<|eom_id|>")]
@@ -53,7 +60,11 @@ def generate(model, processor, images: list, prompts: list[str], max_new_tokens:
         batch = {k: v.to(dev) for k, v in batch.items()}
         batch["pixel_values"] = batch["pixel_values"].to(dtype)
         gen = model.generate(
-            **batch, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=tok.pad_token_id
+            **batch,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=tok.pad_token_id,
         )
         new = gen[:, batch["input_ids"].shape[1] :]
         out += [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
@@ -84,7 +95,9 @@ def option_probs(
             scores = torch.stack([logp[ids[0]] for ids in opt_ids])
         elif mode == "sequence":
             seqs = [base + ids for ids in opt_ids]
-            batch = {k: v.to(dev) for k, v in _batch(processor, [image] * len(seqs), seqs, left_pad=False).items()}
+            batch = {
+                k: v.to(dev) for k, v in _batch(processor, [image] * len(seqs), seqs, left_pad=False).items()
+            }
             batch["pixel_values"] = batch["pixel_values"].to(dtype)
             logp = torch.log_softmax(model(**batch).logits.float(), -1)
             scores = torch.stack(

@@ -97,8 +97,10 @@ def load_model_and_processor(path: str | Path, adapter: str | Path | None = None
         if shrink.is_file():
             from ecgvlm.model.tiles import shrink_tiles
 
-            shrink_tiles(model.get_base_model() if hasattr(model, "get_base_model") else model,
-                         json.loads(shrink.read_text())["max_num_tiles"])
+            shrink_tiles(
+                model.get_base_model() if hasattr(model, "get_base_model") else model,
+                json.loads(shrink.read_text())["max_num_tiles"],
+            )
         if (adapter / "processor_config.json").is_file() or (adapter / "tokenizer.json").is_file():
             proc_dir = adapter
     return model, load_processor(proc_dir)

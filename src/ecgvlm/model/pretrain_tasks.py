@@ -21,7 +21,9 @@ yes/no questions are frequent and numbers are answered digit by digit, so the ro
 
 from __future__ import annotations
 
+import io
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,9 +48,11 @@ GENERIC_TASKS = (
 )  # fmt: skip
 ECG_TASKS = (
     "e_lead", "e_beats", "e_rate", "e_qrs", "e_pr", "e_qt", "e_r_height", "e_s_depth", "e_polarity",
-    "e_t_wave", "e_st", "e_regular",
+    "e_t_wave", "e_st", "e_q_depth", "e_regular",
 )  # fmt: skip
 TASKS = GENERIC_TASKS + ECG_TASKS
+# Draw weights: label reading is the task that answers with NORM/MI/STTC/CD/HYP, so it is drawn more.
+_GENERIC_DRAW = GENERIC_TASKS + ("g_label", "g_label", "g_label", "g_has_label")
 
 
 @dataclass
@@ -285,7 +289,7 @@ def _beats(record) -> np.ndarray:
 
 
 def _lead_features(record, lead: str, beats: np.ndarray) -> dict[str, float] | None:
-    """Median R height, S depth, ST level (J+60 ms) and T deflection of one lead, in mV."""
+    """Median R height, S depth, ST level (J+60 ms), T deflection and Q depth of one lead, in mV."""
     fs = record.fs
     qrs = record.measurements.get("qrs", 100.0) / 1000
     qt = record.measurements.get("qt", 400.0) / 1000
@@ -300,11 +304,15 @@ def _lead_features(record, lead: str, beats: np.ndarray) -> dict[str, float] | N
         base = float(np.median(x[lo:hi]))
         seg = x[int(b - qrs * 0.8 * fs) : int(b + qrs * 0.8 * fs)] - base
         j = int(b + (qrs / 2 + 0.06) * fs)
-        rows.append((seg.max(), -seg.min(), x[j] - base, float(np.mean(x[t_lo:t_hi]) - base)))
+        # Q: the negative dip before the largest positive deflection, within the first half of the QRS
+        start = int((0.8 * qrs - qrs / 2) * fs)
+        r_at = start + int(np.argmax(seg[start : start + max(2, int(qrs * fs))]))
+        q = max(0.0, -float(seg[start : max(start + 1, r_at)].min())) if r_at > start else 0.0
+        rows.append((seg.max(), -seg.min(), x[j] - base, float(np.mean(x[t_lo:t_hi]) - base), q))
     if len(rows) < 2:
         return None
-    r, s, st, t = np.median(np.array(rows), axis=0)
-    return {"r": float(r), "s": float(s), "st": float(st), "t": float(t)}
+    r, s, st, t, q = np.median(np.array(rows), axis=0)
+    return {"r": float(r), "s": float(s), "st": float(st), "t": float(t), "q": float(q)}
 
 
 _LEAD_Q = {
@@ -312,30 +320,53 @@ _LEAD_Q = {
     "e_s_depth": ("How deep is the S wave in lead {l}, in mm?", "Depth of the S wave in {l} in mm?"),
     "e_polarity": ("Is the QRS complex in lead {l} mainly positive?", "Does the QRS in {l} point mostly upward?"),
     "e_t_wave": ("Is the T wave in lead {l} upright or inverted?", "Is the T wave in {l} upright or inverted?"),
+    "e_q_depth": ("How deep is the Q wave in lead {l}, in mm?", "Depth of the initial negative wave in {l} in mm?"),
     "e_st": ("What is the ST level in lead {l}, in mm?", "How many mm is the ST segment in {l} above the baseline?"),
 }
 
 
-def _ecg(task: str, seed: int, index: int, rng: np.random.Generator, record_pool: int) -> tuple | None:
+_PAGES: OrderedDict = OrderedDict()  # (stream seed, record index) -> (PNG bytes, lead names, features)
+_PAGES_MAX = 8000
+
+
+def _page(seed: int, rec_index: int) -> tuple:
+    """Record, page and measured features of one pooled ECG; memoised (a pure function of its key)."""
     from ecgvlm.render import RenderStyle, render
     from ecgvlm.signals.synth import synthesize_record
 
-    rec_index = int(rng.integers(record_pool))
-    record = synthesize_record(10_000 + seed, rec_index)
-    style = RenderStyle.sample(np.random.default_rng([seed, index, 7]), dpi=40.0, speed=25.0)
-    page = render(record, layout="3x4+1", augment=_pick(rng, ("none", "none", "light")), seed=index, style=style)
-    m = record.measurements
-    gain = style.gain
+    key = (seed, rec_index)
+    hit = _PAGES.get(key)
+    if hit is None:
+        record = synthesize_record(10_000 + seed, rec_index)
+        prng = np.random.default_rng([seed, rec_index, 7])
+        style = RenderStyle.sample(prng, dpi=40.0, speed=25.0)
+        augment = ("none", "none", "light")[int(prng.integers(3))]
+        page = render(record, layout="3x4+1", augment=augment, seed=rec_index, style=style)
+        buf = io.BytesIO()
+        page.image.save(buf, format="PNG")
+        panels = [(ld["row"], ld["col"], ld["lead"]) for ld in page.sidecar["leads"] if ld["row"] < 3]
+        beats = _beats(record)
+        feats = {lead: _lead_features(record, lead, beats) for lead in LEADS}
+        rr = np.diff(beats)
+        hit = (buf.getvalue(), panels, feats, len(beats), float(rr.std() / rr.mean()) if len(rr) >= 3 else None,
+               dict(record.measurements), style.gain)  # fmt: skip
+        _PAGES[key] = hit
+        if len(_PAGES) > _PAGES_MAX:
+            _PAGES.popitem(last=False)
+    png, panels, feats, n_beats, rr_cv, m, gain = hit
+    return Image.open(io.BytesIO(png)).convert("RGB"), panels, feats, n_beats, rr_cv, m, gain
+
+
+def _ecg(task: str, seed: int, rng: np.random.Generator, record_pool: int) -> tuple | None:
+    image, panels, feats, n_beats, rr_cv, m, gain = _page(seed, int(rng.integers(record_pool)))
     if task == "e_lead":
-        panels = [ld for ld in page.sidecar["leads"] if ld["row"] < 3]
-        p = _pick(rng, panels)
+        row, col, lead = _pick(rng, panels)
         q = _pick(rng, ("Which lead is shown in row {r}, column {c}?", "Name the lead in row {r}, column {c}."))
-        return page.image, q.format(r=p["row"] + 1, c=p["col"] + 1), p["lead"]
-    beats = _beats(record)
+        return image, q.format(r=row + 1, c=col + 1), lead
     if task == "e_beats":
-        return page.image, _pick(rng, ("How many beats are in the rhythm strip?", "Count the QRS complexes in the long strip at the bottom.")), str(len(beats))
+        return image, _pick(rng, ("How many beats are in the rhythm strip?", "Count the QRS complexes in the long strip at the bottom.")), str(n_beats)
     if task == "e_rate":
-        return page.image, _pick(rng, ("What is the heart rate in bpm?", "Estimate the ventricular rate (beats per minute).")), str(
+        return image, _pick(rng, ("What is the heart rate in bpm?", "Estimate the ventricular rate (beats per minute).")), str(
             int(round(m["hr"] / 5) * 5)
         )
     if task in ("e_qrs", "e_pr", "e_qt"):
@@ -344,47 +375,46 @@ def _ecg(task: str, seed: int, index: int, rng: np.random.Generator, record_pool
             return None
         name = {"qrs": "QRS duration", "pr": "PR interval", "qt": "QT interval"}[key]
         if rng.random() < 0.5:
-            return page.image, f"What is the {name} in ms?", str(int(round(m[key] / 20) * 20))
-        return page.image, f"How many small squares long is the {name}?", str(int(round(m[key] / 40)))
+            return image, f"What is the {name} in ms?", str(int(round(m[key] / 20) * 20))
+        return image, f"How many small squares long is the {name}?", str(int(round(m[key] / 40)))
     if task == "e_regular":
-        if len(beats) < 4:
-            return None
-        rr = np.diff(beats)
-        cv = float(rr.std() / rr.mean())
-        if 0.04 < cv < 0.1:
+        cv = rr_cv
+        if cv is None or 0.04 < cv < 0.1:
             return None  # ambiguous: ask only clear cases
-        return page.image, _pick(rng, ("Is the rhythm regular?", "Are the beats evenly spaced?")), "yes" if cv <= 0.04 else "no"
+        return image, _pick(rng, ("Is the rhythm regular?", "Are the beats evenly spaced?")), "yes" if cv <= 0.04 else "no"
     lead = _pick(rng, LEADS)
-    f = _lead_features(record, lead, beats)
+    f = feats[lead]
     if f is None:
         return None
     q = _pick(rng, _LEAD_Q[task]).format(l=lead)
     if task == "e_r_height":
-        return page.image, q, str(int(round(f["r"] * gain)))
+        return image, q, str(int(round(f["r"] * gain)))
     if task == "e_s_depth":
-        return page.image, q, str(int(round(f["s"] * gain)))
+        return image, q, str(int(round(f["s"] * gain)))
     if task == "e_polarity":
-        return page.image, q, "yes" if f["r"] > f["s"] else "no"
+        return image, q, "yes" if f["r"] > f["s"] else "no"
     if task == "e_t_wave":
         if abs(f["t"]) < 0.05:
             return None
-        return page.image, q, "upright" if f["t"] > 0 else "inverted"
+        return image, q, "upright" if f["t"] > 0 else "inverted"
+    if task == "e_q_depth":
+        return image, q, str(int(round(f["q"] * gain)))
     if task == "e_st":
-        return page.image, q, str(int(round(f["st"] * gain)))
+        return image, q, str(int(round(f["st"] * gain)))
     raise ValueError(task)
 
 
-def make_example(seed: int, index: int, ecg_fraction: float = 0.5, record_pool: int = 100_000) -> Example:
+def make_example(seed: int, index: int, ecg_fraction: float = 0.6, record_pool: int = 6000) -> Example:
     """Example ``index`` of the stream ``seed``: a pure function of (seed, index, options)."""
     rng = np.random.default_rng([int(seed), int(index), 1])
     for attempt in range(20):
         if rng.random() < ecg_fraction:
             task = _pick(rng, ECG_TASKS)
-            out = _ecg(task, seed, index * 100 + attempt, rng, record_pool)
+            out = _ecg(task, seed, rng, record_pool)
             if out is None:
                 continue
         else:
-            task = _pick(rng, GENERIC_TASKS)
+            task = _pick(rng, _GENERIC_DRAW)
             out = _generic(task, rng)
         image, question, answer = out
         return Example(image=image, question=question, answer=answer, task=task)

@@ -136,7 +136,9 @@ def build_tiny(out_dir: str | Path, seed: int = 0, vocab_size: int = 2048, **ove
         **TINY_TEXT,
         "vocab_size": image_id,  # lm_head covers text tokens only; embed_tokens has +8 rows
         "bos_token_id": tok.convert_tokens_to_ids("<|begin_of_text|>"),
-        "eos_token_id": [tok.convert_tokens_to_ids(t) for t in ("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")],
+        "eos_token_id": [
+            tok.convert_tokens_to_ids(t) for t in ("<|end_of_text|>", "<|eom_id|>", "<|eot_id|>")
+        ],
         "pad_token_id": tok.convert_tokens_to_ids("<|finetune_right_pad_id|>"),
         **overrides.get("text", {}),
     }
@@ -156,12 +158,16 @@ def build_tiny(out_dir: str | Path, seed: int = 0, vocab_size: int = 2048, **ove
         image_mean=CLIP_MEAN,
         image_std=CLIP_STD,
     )
-    processor = MllamaProcessor(image_processor=image_processor, tokenizer=tok, chat_template=tok.chat_template)
+    processor = MllamaProcessor(
+        image_processor=image_processor, tokenizer=tok, chat_template=tok.chat_template
+    )
     processor.save_pretrained(out_dir)
     import shutil
 
     shutil.rmtree(out_dir / "_tok")
-    atomic_write_json(out_dir / "ecgvlm_tiny.json", {"seed": seed, "vocab_size": vocab_size, "overrides": overrides})
+    atomic_write_json(
+        out_dir / "ecgvlm_tiny.json", {"seed": seed, "vocab_size": vocab_size, "overrides": overrides}
+    )
     return out_dir
 
 

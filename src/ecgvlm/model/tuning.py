@@ -69,7 +69,9 @@ def lora_param_count(model, targets: list[str], r: int) -> int:
     return sum(r * (modules[n].in_features + modules[n].out_features) for n in targets)
 
 
-def apply_tuning(model, preset: str = "paper", lora: LoraSettings | None = None, target_regex: str | None = None):
+def apply_tuning(
+    model, preset: str = "paper", lora: LoraSettings | None = None, target_regex: str | None = None
+):
     """Freeze the model and make the preset's parameters trainable; returns the model to train.
 
     LoRA presets return a ``peft.PeftModel``; ``partial`` returns the model itself.

@@ -135,9 +135,9 @@ def draw_polyline(
         p = np.round(pts * (1 << SHIFT)).astype(np.int32)
         cv2.polylines(img, [p], False, color, round(width_px), cv2.LINE_AA, shift=SHIFT)
         return
-    r = max(0.0, (width_px - 1.3) / 2)
+    r = max(0.0, (width_px - 1.3) / 2)  # an anti-aliased 1-px line already inks about 1.3 px
     offsets = [(0.0, 0.0)]
-    if r > 0.05:
+    if r > 0.25:
         offsets += [(r, 0.0), (-r, 0.0), (0.0, r), (0.0, -r)]
     for dx, dy in offsets:
         p = np.round((pts + (dx, dy)) * (1 << SHIFT)).astype(np.int32)

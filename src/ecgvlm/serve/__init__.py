@@ -4,6 +4,6 @@
 ``ecgvlm serve`` are the commands.
 """
 
-from ecgvlm.serve.interpreter import ECGInterpreter, InterpretConfig, Interpretation, StatementProb
+from ecgvlm.serve.interpreter import ECGInterpreter, Interpretation, InterpretConfig, StatementProb
 
 __all__ = ["ECGInterpreter", "InterpretConfig", "Interpretation", "StatementProb"]

@@ -67,7 +67,9 @@ class APIError(Exception):
         self.status, self.type, self.message, self.headers = status, type_, message, headers or {}
 
 
-def error_response(status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, type_: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": type_}}, status_code=status, headers=headers)
 
 
@@ -98,7 +100,7 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
         yield
         await batcher.stop()
 
-    app = FastAPI(title="ecgvlm", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="ecgvlm", lifespan=lifespan, docs_url=None, redoc_url=None)  # docs pages need a CDN
     app.state.batcher = batcher
     app.state.config = config
 
@@ -113,7 +115,10 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        messages = {404: f"no such endpoint: {request.url.path}", 405: f"method {request.method} not allowed here"}
+        messages = {
+            404: f"no such endpoint: {request.url.path}",
+            405: f"method {request.method} not allowed here",
+        }
         return error_response(exc.status_code, "http_error", messages.get(exc.status_code, str(exc.detail)))
 
     @app.exception_handler(RequestValidationError)
@@ -148,7 +153,9 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
             return
         auth = request.headers.get("authorization", "")
         scheme, _, given = auth.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), config.token.encode()):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), config.token.encode()
+        ):
             raise APIError(
                 401,
                 "unauthorized",
@@ -189,7 +196,11 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
                 await drain(request, total)
                 raise
             if not reader.found:
-                raise APIError(400, "invalid_request", "no file in the form: send the image as the multipart field 'image'")
+                raise APIError(
+                    400,
+                    "invalid_request",
+                    "no file in the form: send the image as the multipart field 'image'",
+                )
             return bytes(reader.data), reader.filename or "upload"
         if ctype.startswith("image/") or ctype.startswith("application/octet-stream"):
             try:
@@ -208,7 +219,9 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
             return await batcher.submit(key, payload)
         except QueueFull:
             raise APIError(
-                503, "overloaded", f"server busy: {config.queue_size} requests already waiting; retry shortly",
+                503,
+                "overloaded",
+                f"server busy: {config.queue_size} requests already waiting; retry shortly",
                 {"Retry-After": "1"},
             ) from None
 
@@ -216,7 +229,9 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
         try:
             return await asyncio.wait_for(coro, config.timeout_s)
         except asyncio.TimeoutError:
-            raise APIError(504, "timeout", f"the request took longer than the {config.timeout_s:g} s limit") from None
+            raise APIError(
+                504, "timeout", f"the request took longer than the {config.timeout_s:g} s limit"
+            ) from None
 
     # ---- endpoints ------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
@@ -249,9 +264,18 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
         return {
             "status": "ok",
             "model": interpreter.name,
+            "warning": getattr(interpreter, "warning", None),
             "auth_required": bool(config.token),
-            "queue": {"waiting": batcher.pending, "capacity": config.queue_size, "max_batch": config.max_batch},
-            "batches": {"count": batcher.stats.batches, "items": batcher.stats.items, "largest": batcher.stats.largest},
+            "queue": {
+                "waiting": batcher.pending,
+                "capacity": config.queue_size,
+                "max_batch": config.max_batch,
+            },
+            "batches": {
+                "count": batcher.stats.batches,
+                "items": batcher.stats.items,
+                "largest": batcher.stats.largest,
+            },
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels},
         }
 
@@ -283,7 +307,13 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
             body = await read_limited(request.stream(), cap, limits)
             req = parse_chat_request(body, config.max_chat_tokens)
             img = await asyncio.to_thread(decode_image, req["image"], limits, "image_url")
-            log.info("req %d: chat image %dx%d, %d bytes", request.state.rid, img.width, img.height, len(req["image"]))
+            log.info(
+                "req %d: chat image %dx%d, %d bytes",
+                request.state.rid,
+                img.width,
+                img.height,
+                len(req["image"]),
+            )
             text = await submit(("chat", req["max_tokens"]), (img, req["prompt"]))
             return chat_response(interpreter, text, req)
 
@@ -355,7 +385,9 @@ def decode_data_url(url: object) -> bytes:
         )
     header, sep, payload = url.partition(",")
     if not sep or not header.endswith(";base64"):
-        raise APIError(400, "invalid_request", "image_url data URL must be base64-encoded (data:image/png;base64,...)")
+        raise APIError(
+            400, "invalid_request", "image_url data URL must be base64-encoded (data:image/png;base64,...)"
+        )
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
@@ -374,9 +406,7 @@ def chat_response(interpreter: Any, text: str, req: dict) -> dict:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": interpreter.name,
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
         "usage": {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,

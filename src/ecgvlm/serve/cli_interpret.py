@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", help="PNG, JPEG or WebP ECG images")
-    parser.add_argument("--model", default=None, help="model folder (default: runs/demo/model, else tiny base)")
+    parser.add_argument(
+        "--model", default=None, help="model folder (default: runs/demo/model, else tiny base)"
+    )
     parser.add_argument("--adapter", default=None, help="LoRA adapter folder to apply on --model")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     parser.add_argument("--json", action="store_true", help="print one JSON list instead of text")
     parser.add_argument("--batch-size", type=int, default=8, help="images per forward batch")
-    parser.add_argument("--all", action="store_true", help="list every probed statement, not only detected ones")
+    parser.add_argument(
+        "--all", action="store_true", help="list every probed statement, not only detected ones"
+    )
 
 
 def bar(p: float, width: int = 20) -> str:
@@ -59,6 +64,8 @@ def main(args: argparse.Namespace) -> int:
         raise ECGVLMError("--batch-size must be at least 1")
     images = [load_image(p) for p in args.images]  # fail on a bad file before loading the model
     interp = ECGInterpreter.from_pretrained(args.model, args.adapter, args.device)
+    if interp.warning:
+        print(f"ecgvlm interpret: warning: {interp.warning}", file=sys.stderr)
     results = interp.interpret(images, batch_size=args.batch_size)
     if args.json:
         out = [{"image": p, **r.to_dict()} for p, r in zip(args.images, results)]

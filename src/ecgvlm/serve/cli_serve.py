@@ -20,19 +20,24 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--model", default=None, help="model folder (default: runs/demo/model, else tiny base)")
+    parser.add_argument(
+        "--model", default=None, help="model folder (default: runs/demo/model, else tiny base)"
+    )
     parser.add_argument("--adapter", default=None, help="LoRA adapter folder to apply on --model")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--max-batch", type=int, default=8, help="most requests per forward batch")
     parser.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
     parser.add_argument("--queue-size", type=int, default=64, help="waiting requests before 503")
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload")
-    parser.add_argument("--max-pixels", type=float, default=40e6, help="largest accepted image (width x height)")
+    parser.add_argument(
+        "--max-pixels", type=float, default=40e6, help="largest accepted image (width x height)"
+    )
     parser.add_argument("--timeout-s", type=float, default=60.0, help="per-request time limit (504 past it)")
     parser.add_argument(
         "--token",
@@ -69,10 +74,14 @@ def main(args: argparse.Namespace) -> int:
     from ecgvlm.serve.interpreter import ECGInterpreter
 
     config = config_from_args(args)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # Defence in depth: PIL itself refuses images far past our own header check.
     Image.MAX_IMAGE_PIXELS = config.max_pixels
     interpreter = ECGInterpreter.from_pretrained(args.model, args.adapter, args.device)
+    if interpreter.warning:
+        print(f"ecgvlm serve: warning: {interpreter.warning}", file=sys.stderr, flush=True)
     app = create_app(interpreter, config)
     auth = "token required" if config.token else "no token"
     print(f"ecgvlm serve: {interpreter.name} on http://{args.host}:{args.port}/ ({auth})", flush=True)

@@ -113,7 +113,8 @@ def _default_codes() -> tuple[str, ...]:
     except ImportError:
         return ()
     table = statements()
-    return tuple(c for c in CONDITIONS if c in table)
+    # NORM is both a statement and a superclass; the superclass question already asks it.
+    return tuple(c for c in CONDITIONS if c in table and c not in SUPERCLASSES)
 
 
 def default_model_dir() -> Path | None:
@@ -128,6 +129,7 @@ class ECGInterpreter:
         self.model = model
         self.processor = processor
         self.name = name
+        self.warning: str | None = None  # shown to users, e.g. when serving an untrained model
         self.config = config or InterpretConfig()
         if not self.config.codes:
             self.config.codes = _default_codes()
@@ -148,16 +150,27 @@ class ECGInterpreter:
         """Load a model folder (+ optional LoRA adapter). Without one: the demo's model, else the tiny base."""
         from ecgvlm.serve.loading import load
 
-        model, processor, name = load(model_dir, adapter, device)
-        return cls(model, processor, name, config)
+        model, processor, name, untrained = load(model_dir, adapter, device)
+        interp = cls(model, processor, name, config)
+        if untrained:
+            interp.warning = (
+                "no fine-tuned model found (runs/demo/model): this is the untrained tiny base, so its "
+                "answers are noise. Run `ecgvlm demo` or pass --model."
+            )
+        return interp
 
     def _build_questions(self) -> list[tuple[str, str, str | None, str]]:
         """(kind, key, superclass, prompt) for every yes/no question asked of each image."""
         table = statements()
-        qs = [("super", s, s, self.config.yesno_prompt.format(description=SUPERCLASS_NAMES[s])) for s in SUPERCLASSES]
+        qs = [
+            ("super", s, s, self.config.yesno_prompt.format(description=SUPERCLASS_NAMES[s]))
+            for s in SUPERCLASSES
+        ]
         for code in self.config.codes:
             st = table[code]
-            qs.append(("code", code, st.superclass, self.config.yesno_prompt.format(description=st.description)))
+            qs.append(
+                ("code", code, st.superclass, self.config.yesno_prompt.format(description=st.description))
+            )
         return qs
 
     # ---- batched model calls -------------------------------------------------------------
@@ -167,21 +180,21 @@ class ECGInterpreter:
 
         if len(images) != len(prompts):
             raise ValueError("one prompt per image")
-        return list(generate(self.model, self.processor, images, prompts, max_new_tokens=max_new_tokens))
+        batch = max(8, min(len(prompts), 32))
+        return list(
+            generate(
+                self.model, self.processor, images, prompts, max_new_tokens=max_new_tokens, batch_size=batch
+            )
+        )
 
     def yes_probabilities(self, images: list[Image.Image], prompts: list[str]) -> list[float]:
-        """P(yes) normalised over {yes, no}, one per (image, prompt) pair."""
-        from ecgvlm.model.infer import option_probs
+        """P(yes) over {yes, no}, one per (image, prompt) pair; each distinct image is encoded once."""
+        from ecgvlm.serve.scoring import batched_option_probs
 
-        probs = option_probs(self.model, self.processor, images, prompts, ["yes", "no"])
-        out = []
-        for yes, no in probs[:, :2].tolist():
-            out.append(float(yes / (yes + no)) if yes + no > 0 else 0.5)
-        return out
+        probs = batched_option_probs(self.model, self.processor, images, prompts, ["yes", "no"])
+        return [float(p) for p in probs[:, 0]]
 
-    def interpret(
-        self, images: Any, batch_size: int = 8
-    ) -> Interpretation | list[Interpretation]:
+    def interpret(self, images: Any, batch_size: int = 8) -> Interpretation | list[Interpretation]:
         """Interpret one image (path or PIL) -> Interpretation, or a list -> list of Interpretations."""
         single = not isinstance(images, (list, tuple))
         items = [load_image(x) for x in ([images] if single else images)]

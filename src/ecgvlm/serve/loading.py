@@ -25,7 +25,7 @@ def tiny_base_dir(seed: int = TINY_SEED) -> Path:
     from ecgvlm.model.tiny import build_tiny
 
     target = cache_dir() / f"tiny-base-seed{seed}"
-    if (target / "config.json").is_file():
+    if (target / "ecgvlm_tiny.json").is_file():  # written last by build_tiny
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
@@ -42,7 +42,11 @@ def tiny_base_dir(seed: int = TINY_SEED) -> Path:
 
 
 def resolve(model_dir: str | Path | None, adapter: str | Path | None) -> tuple[Path, Path | None]:
-    """(base model folder, adapter folder or None) following the documented defaults."""
+    """(base model folder, adapter folder or None) following the documented defaults.
+
+    No folder given: ``runs/demo/model`` (with its ``adapter/`` when there is one), else the
+    untrained tiny base built into the cache.
+    """
     from ecgvlm.serve.interpreter import default_model_dir
 
     if model_dir is None:
@@ -59,12 +63,15 @@ def resolve(model_dir: str | Path | None, adapter: str | Path | None) -> tuple[P
     return model_dir, (Path(adapter) if adapter else None)
 
 
-def load(model_dir: str | Path | None, adapter: str | Path | None, device: str | None) -> tuple[Any, Any, str]:
-    """(model in eval mode, processor, display name)."""
+def load(
+    model_dir: str | Path | None, adapter: str | Path | None, device: str | None
+) -> tuple[Any, Any, str, bool]:
+    """(model in eval mode, processor, display name, whether it is the untrained fallback base)."""
     from ecgvlm.model.load import load_model_and_processor
 
     base, adapter_dir = resolve(model_dir, adapter)
     model, processor = load_model_and_processor(base, adapter=adapter_dir, device=device)
     model.eval()
     name = base.name if adapter_dir is None else f"{base.name}+{adapter_dir.name}"
-    return model, processor, name
+    untrained = model_dir is None and adapter_dir is None and base.parent == cache_dir()
+    return model, processor, name, untrained

@@ -26,7 +26,9 @@ def _vision_states(model, batch: dict, rows: list[int]) -> torch.Tensor:
     mm = _mllama(model)
     pv = batch["pixel_values"][rows]
     out = mm.vision_model(
-        pixel_values=pv, aspect_ratio_ids=batch["aspect_ratio_ids"][rows], aspect_ratio_mask=batch["aspect_ratio_mask"][rows]
+        pixel_values=pv,
+        aspect_ratio_ids=batch["aspect_ratio_ids"][rows],
+        aspect_ratio_mask=batch["aspect_ratio_mask"][rows],
     ).last_hidden_state
     states = mm.multi_modal_projector(out)
     return states.reshape(len(rows), -1, states.shape[-2], states.shape[-1])

@@ -36,7 +36,7 @@ def _heart_rate(codes: set[str], rng: np.random.Generator) -> float:
     if "SBRAD" in codes:
         return rng.uniform(40, 55)
     if "STACH" in codes:
-        return rng.uniform(106, 140)
+        return rng.uniform(105, 130)
     if "AFIB" in codes:
         return rng.uniform(65, 115)
     return rng.uniform(62, 95)
@@ -74,6 +74,13 @@ def _schedule(codes: set[str], rng: np.random.Generator, hr: float, duration: fl
         while t < t1:
             v_times.append((t, "N"))
             t += max(0.34, rr0 * rng.lognormal(-0.5 * cv * cv, cv))
+        if "PVC" in codes:  # premature ventricular beats, each followed by a pause
+            for _ in range(int(rng.integers(1, 3))):
+                inside = [i for i, (s, _) in enumerate(v_times) if 1.2 < s < duration - 1.6 and i > 0]
+                i = int(rng.choice(inside))
+                early = v_times[i - 1][0] + rr0 * rng.uniform(0.5, 0.6)
+                shift = early + rr0 * rng.uniform(1.1, 1.4) - v_times[i][0]
+                v_times = v_times[:i] + [(early, "V")] + [(s + shift, k) for s, k in v_times[i + 1 :]]
     elif "AFLT" in codes:
         period = 60.0 / rng.uniform(250, 330)
         mode = rng.choice(["3", "4", "34"])
@@ -93,7 +100,9 @@ def _schedule(codes: set[str], rng: np.random.Generator, hr: float, duration: fl
         while t < t1:
             p_times.append((t, "S"))
             t += pp * (1 + rng.normal(0, 0.01))
-        rr_v = 60.0 / info.setdefault("escape_hr", rng.uniform(30, 40) if rng.random() < 0.5 else rng.uniform(40, 55))
+        # a wide ventricular escape only when no other statement shapes the QRS-T
+        wide = rng.random() < 0.5 and codes <= {"SR", "3AVB"}
+        rr_v = 60.0 / info.setdefault("escape_hr", rng.uniform(30, 40) if wide else rng.uniform(40, 55))
         t = t0 + rng.uniform(0, rr_v)
         while t < t1:
             v_times.append((t, "E"))
@@ -105,9 +114,11 @@ def _schedule(codes: set[str], rng: np.random.Generator, hr: float, duration: fl
         if "1AVB" in codes:
             pr = rng.uniform(225, 320)
         elif "WPW" in codes:
-            pr = rng.uniform(80, 105)
+            pr = rng.uniform(92, 112)
         else:
             pr = rng.uniform(130, 190) if "NORM" in codes else rng.uniform(125, 198)
+            if "STACH" in codes:
+                pr = rng.uniform(120, 150)  # PR shortens with rate; keeps the P clear of the T
         if "WPW" not in codes:
             pr = max(pr, pd + rng.uniform(30, 50))  # keep an isoelectric PR segment
         t = t0 + rng.uniform(0, rr0)
@@ -173,7 +184,7 @@ def _atrial_wave(kind: str, info: dict, rng: np.random.Generator, n: int, fs: fl
     period, phase = info["flutter"]
     ph = 2 * math.pi * (t - phase - (-_PAD_BEFORE + 0.3)) / period
     saw = sum(np.sin(k * ph) / k for k in range(1, 6)) / 1.7
-    return (rng.uniform(0.1, 0.16) * _v(0.05, -1.0, 0.35))[:, None] * saw[None, :]
+    return (rng.uniform(0.12, 0.18) * _v(0.05, -1.0, 0.35))[:, None] * saw[None, :]
 
 
 def _noise(rng: np.random.Generator, n: int, fs: float, resp: tuple[float, float]) -> np.ndarray:
@@ -211,8 +222,8 @@ def synthesize_record(
     n = int(round(duration * fs))
     age, sex, amp = _patient(codes, rng)
     hr = _heart_rate(codes, rng)
-    # WPW: the delta wave starts as the P wave ends (PR 80-105 ms)
-    p_tpl, pd = atrial_morph(rng, "LAO/LAE" in codes, fs, pd_max=75.0 if "WPW" in codes else 1e9)
+    # WPW: a short P (<= 70 ms) so a brief PR segment remains before the early delta wave
+    p_tpl, pd = atrial_morph(rng, "LAO/LAE" in codes, fs, pd_max=70.0 if "WPW" in codes else 1e9)
     info = _schedule(codes, rng, hr, duration, pd)
     v_on = np.array([t for t, _ in info["v_times"]])
     inside = v_on[(v_on >= 0) & (v_on < duration)]
@@ -224,7 +235,7 @@ def synthesize_record(
         vm = ventricular_morph(codes, rng, rr_mean, amp, fs)
         dom, qrs, qt, axis = vm.template, vm.qrs, vm.qt, vm.axis
     pac_tpl = ectopic_p(rng, fs) if "PAC" in codes else None
-    pvc_tpl = pvc_morph(rng, amp, qt, fs) if "PVC" in codes else None
+    pvc_tpl = pvc_morph(rng, amp, qt, fs, lv_origin="CLBBB" in codes) if "PVC" in codes else None
 
     beats = _Beats(n, fs)
     resp_f, resp_ph = info["resp"]

@@ -75,9 +75,9 @@ def _build(codes: set[str], rng: np.random.Generator, rr: float, amp: float) -> 
     elif "WPW" in codes:
         d0 = rng.uniform(45, 55)
         qd_n = rng.uniform(80, 95)
-        # delta wave: a 20 ms rise to a plateau that lasts until the normal QRS front arrives
-        h = (d0 - 10.0) / 2.0
-        delta = Lobe(20.0 + h, 8.0, 30.0, amp * rng.uniform(0.6, 0.85) * _v(0.35, 0.3, 0.4), h=h)
+        # delta wave: a slow ramp from QRS onset that peaks after the normal QRS front arrives
+        c = d0 + 10.0
+        delta = Lobe(c, c / 2.5, 30.0, amp * rng.uniform(0.6, 0.85) * _v(0.35, 0.3, 0.4))
         lobes = [delta] + normal_qrs(qd_n, amp, rng, t0=d0)
         qd = d0 + qd_n
         t_vec = 0.7 * t_vec
@@ -128,12 +128,12 @@ def _build(codes: set[str], rng: np.random.Generator, rr: float, amp: float) -> 
         else:  # AMI
             q_vec = amp * _v(-rng.uniform(0.25, 0.35), 0.0, -rng.uniform(0.32, 0.42))
             lobes[1].vec = lobes[1].vec * _v(0.6, 1.0, 0.2)
-        lobes[0] = Lobe(22.0, 7.0, 7.0, q_vec, h=6.0)
+        lobes[0] = Lobe(22.0, 8.8, 8.8, q_vec)
         del sep
 
     if "CRBBB" in codes or "IRBBB" in codes:
         full = "CRBBB" in codes
-        qd_total = rng.uniform(128, 150) if full else rng.uniform(107, 116)
+        qd_total = rng.uniform(128, 150) if full else rng.uniform(105, 113)
         s_t = rng.uniform(14, 18) if full else rng.uniform(10, 12.5)
         size = rng.uniform(0.9, 1.2) if full else rng.uniform(0.75, 1.0)
         lobes[-1].vec = lobes[-1].vec * 0.5
@@ -241,7 +241,7 @@ def ventricular_morph(codes: set[str], rng: np.random.Generator, rr: float, amp:
         if "LAFB" in codes:
             rot = rng.uniform(-75, -55) - net_axis(t12, on, off)
             r = rot_z(rot)
-            for lb in lobes:
+            for lb in lobes[: n_qrs + 1]:  # QRS and T; an injury/ischaemia vector stays anatomical
                 lb.vec = r @ lb.vec
         if "LVH" in codes:
             for _ in range(4):
@@ -252,9 +252,8 @@ def ventricular_morph(codes: set[str], rng: np.random.Generator, rr: float, amp:
         if "LVOLT" in codes:
             t12 = make_template(lobes, fs).leads12()
             p2p = np.ptp(t12[[L[n] for n in _LIMB], on : off + 1], axis=1).max()
-            _scale_qrs(lobes, n_qrs, rng.uniform(0.28, 0.42) / p2p)
-            for lb in lobes[n_qrs:]:
-                lb.vec = lb.vec * 0.5
+            _scale_qrs(lobes, n_qrs, rng.uniform(0.25, 0.38) / p2p)
+            lobes[n_qrs].vec = lobes[n_qrs].vec * 0.5  # T wave; an ST shift keeps its size
         tpl = make_template(lobes, fs)
         t12 = tpl.leads12()
         t_c = next(lb.c for lb in lobes if lb.offset > qd + 60)
@@ -264,9 +263,10 @@ def ventricular_morph(codes: set[str], rng: np.random.Generator, rr: float, amp:
     return Ventricular(lobes, qd, qt, tpl, axis)
 
 
-def pvc_morph(rng: np.random.Generator, amp: float, qt: float, fs: float) -> Template:
+def pvc_morph(rng: np.random.Generator, amp: float, qt: float, fs: float, lv_origin: bool = False) -> Template:
+    """Premature ventricular beat; ``lv_origin`` forces an RBBB-like shape (unlike an LBBB rhythm)."""
     qd = rng.uniform(140, 175)
-    lobes = pvc_qrs(qd, amp * rng.uniform(1.0, 1.4), rng)
+    lobes = pvc_qrs(qd, amp * rng.uniform(1.0, 1.4), rng, lv_origin)
     mean = _unit(qrs_mean_vector(lobes))
     t = t_wave(qt + 40.0, -mean * rng.uniform(0.4, 0.6), rng)
     lobes += [t, st_lobe(qd, t, -mean * 0.1)]

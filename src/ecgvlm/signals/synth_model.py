@@ -145,10 +145,10 @@ def lbbb_qrs(qd: float, a: float, rng: np.random.Generator) -> list[Lobe]:
     ]
 
 
-def pvc_qrs(qd: float, a: float, rng: np.random.Generator) -> list[Lobe]:
+def pvc_qrs(qd: float, a: float, rng: np.random.Generator, lv_origin: bool = False) -> list[Lobe]:
     """Ectopic ventricular beat: broad, large, from the RV outflow tract or the LV free wall."""
     s1, s2 = 0.12 * qd, 0.13 * qd
-    if rng.random() < 0.5:  # RVOT: LBBB-like, inferior axis
+    if rng.random() < 0.5 and not lv_origin:  # RVOT: LBBB-like, inferior axis
         v1, v2 = _v(0.3, 0.6, -0.3), _v(0.5, 0.6, -0.8)
     else:  # LV: RBBB-like, superior axis
         v1, v2 = _v(-0.3, -0.4, 0.5), _v(-0.6, -0.5, 0.8)
@@ -170,9 +170,10 @@ def t_wave(qt: float, vec: np.ndarray, rng: np.random.Generator) -> Lobe:
 
 
 def st_lobe(j: float, t: Lobe, vec: np.ndarray) -> Lobe:
-    """A flat ST shift from just after the J point to the T peak, fading with the T wave."""
-    start, stop = j + 6.0, t.c
-    return Lobe((start + stop) / 2, 5.0, t.sr, vec, h=max(0.0, (stop - start) / 2))
+    """A flat ST shift from the J point to the T peak, fading with the T wave. It rises inside the
+    late QRS (as an injury current does), so the J point itself is already shifted."""
+    start, stop = j - 4.0, t.c
+    return Lobe((start + stop) / 2, 6.0, t.sr, vec, h=max(0.0, (stop - start) / 2))
 
 
 # --- atrial shapes ----------------------------------------------------------------------------

@@ -61,7 +61,9 @@ def optimizer_state(optimizer, names: list[str]) -> tuple[dict[str, torch.Tensor
                 tensors[f"{names[idx]}::{key}"] = value.contiguous()
             else:
                 scalars[f"{names[idx]}::{key}"] = value
-    groups = [{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]} for g in sd["param_groups"]]
+    groups = [
+        {k: v for k, v in g.items() if k != "params"} | {"params": g["params"]} for g in sd["param_groups"]
+    ]
     return tensors, {"param_groups": groups, "scalars": scalars, "names": names}
 
 
@@ -77,7 +79,9 @@ def load_optimizer_state(optimizer, tensors: dict[str, torch.Tensor], meta: dict
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save_checkpoint(ckpt_dir: Path, model, optimizer, scheduler, position: dict, log: list[dict], keep: int = 2) -> Path:
+def save_checkpoint(
+    ckpt_dir: Path, model, optimizer, scheduler, position: dict, log: list[dict], keep: int = 2
+) -> Path:
     """Write ``ckpt_dir/step-NNNNNN`` atomically (temp folder + rename) and prune old ones."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = ckpt_dir / f"step-{position['step']:06d}"

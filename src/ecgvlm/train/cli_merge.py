@@ -13,7 +13,9 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", default=None, help="base model folder (default: the one the adapter names)")
-    parser.add_argument("--adapter", required=True, help="training output folder (adapter or partial weights)")
+    parser.add_argument(
+        "--adapter", required=True, help="training output folder (adapter or partial weights)"
+    )
     parser.add_argument("--out", required=True, help="folder for the merged model (safetensors)")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
 

@@ -58,6 +58,7 @@ class TrainCfg:
     max_grad_norm: float = 1.0
     precision: str = "auto"  # auto: bf16 on GPU, fp32 on CPU
     gradient_checkpointing: bool = True
+    checkpoint_every_n_layers: int = 1  # 2+: recompute fewer layers (faster, more memory)
     label_logits_only: bool = True  # lm_head only at answer positions (never full-vocab logits)
     log_every: int = 1
     save_every: int = 100

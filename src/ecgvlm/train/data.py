@@ -128,7 +128,9 @@ def load_image(root: str | Path, rel: str, where: str | Path = ""):
 class InstructDataset:
     """Tokenised rows of one instruction file; images are read lazily in ``__getitem__``."""
 
-    def __init__(self, path: str | Path, tokenizer, max_len: int = 512, sources: str = "all", image_root=None):
+    def __init__(
+        self, path: str | Path, tokenizer, max_len: int = 512, sources: str = "all", image_root=None
+    ):
         self.path = Path(path)
         self.root = Path(image_root) if image_root else self.path.parent
         self.rows = select_sources(read_rows(self.path), sources)
@@ -152,15 +154,23 @@ class InstructDataset:
     def __getitem__(self, i: int) -> dict[str, Any]:
         ids, labels = self.items[i]
         row = self.rows[i]
-        return {"input_ids": ids, "labels": labels, "image": load_image(self.root, row.get("image"), self.path)}
+        return {
+            "input_ids": ids,
+            "labels": labels,
+            "image": load_image(self.root, row.get("image"), self.path),
+        }
 
 
-def truncate(ids: list[int], labels: list[int], max_len: int, image_id: int, where: str = "") -> tuple[list, list]:
+def truncate(
+    ids: list[int], labels: list[int], max_len: int, image_id: int, where: str = ""
+) -> tuple[list, list]:
     """Cut from the end to ``max_len``; never cut the image token (refuse if it sits past the limit)."""
     if len(ids) <= max_len:
         return ids, labels
     if image_id in ids and ids.index(image_id) >= max_len - 1:
-        raise ECGVLMError(f"the image token is at position {ids.index(image_id)}, past max_len={max_len}", where)
+        raise ECGVLMError(
+            f"the image token is at position {ids.index(image_id)}, past max_len={max_len}", where
+        )
     return ids[:max_len], labels[:max_len]
 
 
@@ -215,7 +225,12 @@ class Collator:
 
 
 def epoch_batches(
-    n: int, batch_size: int, seed: int, epoch: int, lengths: list[int] | None = None, group_by_length: bool = False
+    n: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    lengths: list[int] | None = None,
+    group_by_length: bool = False,
 ) -> list[list[int]]:
     """The global batches of one epoch: a seeded permutation, optionally length-grouped.
 

@@ -96,6 +96,21 @@ def load_qlora_base(path: Path):
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
 
 
+def enable_checkpointing(model, every_n_layers: int = 1) -> None:
+    """Non-reentrant activation checkpointing (the reentrant kind breaks with frozen inputs / LoRA).
+
+    ``every_n_layers`` > 1 keeps the activations of the other layers: faster, more memory.
+    """
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=kwargs, every_n_layers=every_n_layers
+        )
+    else:  # transformers < 5.2x
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.config.use_cache = False
+
+
 def cosine_schedule(optimizer, warmup: int, total: int):
     def factor(step: int) -> float:
         if step < warmup:
@@ -142,7 +157,9 @@ def causal_lm_loss(model, batch: dict, label_logits_only: bool = True) -> torch.
     target = labels[:, 1:]
     if not label_logits_only:
         logits = model(**inputs, use_cache=False).logits[:, :-1]
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE)
+        return F.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE
+        )
     keep = torch.zeros_like(labels, dtype=torch.bool)
     keep[:, :-1] = target != IGNORE
     if not keep.any():  # nothing to learn in this batch (all answers truncated): a zero that has a graph
@@ -171,7 +188,9 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
     if not resume and latest_checkpoint(ckpt_dir):
-        raise ECGVLMError("holds checkpoints of an earlier run: pass --resume, or choose a new output_dir", out)
+        raise ECGVLMError(
+            "holds checkpoints of an earlier run: pass --resume, or choose a new output_dir", out
+        )
     precision = resolve_precision(cfg)
     if precision == "bf16" and not torch.cuda.is_available():
         print("note: bf16 on CPU is several times slower than fp32")
@@ -194,8 +213,7 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     summary = describe_trainable(model, cfg.tuning)
     accelerator.print(summary)
     if cfg.train.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
+        enable_checkpointing(model, cfg.train.checkpoint_every_n_layers)
     data = InstructDataset(
         cfg.data.train, processor.tokenizer, cfg.data.max_len, cfg.data.sources, cfg.data.image_root
     )
@@ -242,22 +260,39 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
                 shutil.rmtree(final, ignore_errors=True)
                 os.replace(tmp, final)
         elif accelerator.is_main_process:
-            save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), optimizer, scheduler, dict(position), log,
-                            cfg.train.keep_checkpoints)
+            save_checkpoint(
+                ckpt_dir,
+                accelerator.unwrap_model(model),
+                optimizer,
+                scheduler,
+                dict(position),
+                log,
+                cfg.train.keep_checkpoints,
+            )
         accelerator.wait_for_everyone()
 
     # ---- train
     model.train()
-    bar = tqdm(total=total_steps, initial=position["step"], desc="train", disable=not accelerator.is_main_process)
+    bar = tqdm(
+        total=total_steps, initial=position["step"], desc="train", disable=not accelerator.is_main_process
+    )
     t0, seen = time.perf_counter(), 0
     micro = 0
     while position["step"] < total_steps:
         batches = epoch_batches(
-            len(data), global_batch, cfg.train.seed, position["epoch"], data.lengths(), cfg.data.group_by_length
+            len(data),
+            global_batch,
+            cfg.train.seed,
+            position["epoch"],
+            data.lengths(),
+            cfg.data.group_by_length,
         )
         while position["batch"] < len(batches) and position["step"] < total_steps:
             idx = batches[position["batch"]]
-            mine = idx[rank * cfg.train.batch_size : (rank + 1) * cfg.train.batch_size] or idx[: cfg.train.batch_size]
+            mine = (
+                idx[rank * cfg.train.batch_size : (rank + 1) * cfg.train.batch_size]
+                or idx[: cfg.train.batch_size]
+            )
             batch = {k: v.to(accelerator.device) for k, v in collate([data[i] for i in mine]).items()}
             if precision == "bf16":
                 batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
@@ -275,8 +310,12 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
                 scheduler.step()
                 position["step"] += 1
                 bar.update(1)
-                entry = {"step": position["step"], "epoch": position["epoch"], "loss": float(loss.detach()),
-                         "lr": scheduler.get_last_lr()[0]}
+                entry = {
+                    "step": position["step"],
+                    "epoch": position["epoch"],
+                    "loss": float(loss.detach()),
+                    "lr": scheduler.get_last_lr()[0],
+                }
                 log.append(entry)
                 bar.set_postfix(loss=f"{entry['loss']:.4f}")
                 if writer and position["step"] % cfg.train.log_every == 0:
@@ -299,10 +338,14 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
             from safetensors.torch import save_file
 
             tmp.mkdir()
-            trained = {n: p.detach().contiguous().cpu() for n, p in final.named_parameters() if p.requires_grad}
+            trained = {
+                n: p.detach().contiguous().cpu() for n, p in final.named_parameters() if p.requires_grad
+            }
             save_file(trained, str(tmp / PARTIAL_WEIGHTS))
-            atomic_write_json(tmp / "partial_config.json", {"base_model_name_or_path": str(base_dir),
-                                                            "tuning": "partial", "tensors": len(trained)})
+            atomic_write_json(
+                tmp / "partial_config.json",
+                {"base_model_name_or_path": str(base_dir), "tuning": "partial", "tensors": len(trained)},
+            )
         else:
             final.save_pretrained(str(tmp), safe_serialization=True)
         processor.save_pretrained(str(tmp))
@@ -314,11 +357,17 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         from ecgvlm.io import write_jsonl
 
         write_jsonl(out / "train_log.jsonl", log)
-        atomic_write_json(out / "train_summary.json", {
-            "trainable": summary, "engine": str(accelerator.distributed_type), "steps": position["step"], "wall_s": round(wall, 2),
-            "samples_per_s": round(seen / wall, 3) if wall > 0 else None,
-            "final_loss": log[-1]["loss"] if log else None,
-        })
+        atomic_write_json(
+            out / "train_summary.json",
+            {
+                "trainable": summary,
+                "engine": str(accelerator.distributed_type),
+                "steps": position["step"],
+                "wall_s": round(wall, 2),
+                "samples_per_s": round(seen / wall, 3) if wall > 0 else None,
+                "final_loss": log[-1]["loss"] if log else None,
+            },
+        )
         if writer:
             writer.close()
     accelerator.wait_for_everyone()

@@ -49,6 +49,8 @@ async function checkHealth() {
     $("model-name").textContent = "model: " + h.model;
     $("status-dot").className = "dot ok";
     authRequired = h.auth_required;
+    $("model-warning").textContent = h.warning ? "Warning: " + h.warning : "";
+    $("model-warning").hidden = !h.warning;
     $("token-row").hidden = !authRequired;
   } catch (e) {
     $("model-name").textContent = "server unreachable";

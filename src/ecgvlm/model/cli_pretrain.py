@@ -1,0 +1,74 @@
+"""Pretrain the tiny Mllama base on trace-reading tasks (never diagnoses) and write it as fp16.
+
+The shipped default base (``ecgvlm/model/tiny_base``) was made by this command; its MODEL_CARD.md
+states the exact call. The run is deterministic: the same seed, steps and geometry give the same
+weights, byte for byte, on a CPU with one thread (the default). A GPU is faster (not bit-equal).
+
+examples:
+  ecgvlm pretrain-base --out runs/base --steps 3000            # the shipped recipe (see the card)
+  ecgvlm pretrain-base --out runs/base --minutes 20            # step count fixed from the speed
+  ecgvlm pretrain-base --out runs/base --steps 3000 --resume   # continue a killed run
+  ecgvlm pretrain-base --out runs/b --steps 500 --device cuda
+
+The output folder holds config.json + model.safetensors (fp16) + the processor, pretrain.json
+(settings, loss per step, per-task exact match on held-out examples) and loss.png. Checkpoints go to
+OUT/_work/checkpoints every --save-every steps; --resume continues from the latest one. A running
+decay-free phase may be resumed with a different --steps (before its last --decay-frac part).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ecgvlm.model.pretrain import DEFAULT_GEOMETRY, GEOMETRIES, PretrainConfig
+
+    d = PretrainConfig()
+    parser.add_argument("--out", required=True, help="output folder (a fresh one, or the run to --resume)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, default=None, help="optimizer steps (reproducible)")
+    budget.add_argument("--minutes", type=float, default=None, help="time budget; fixes --steps after 20 steps")
+    parser.add_argument("--device", default="cpu", help="cpu (bit-reproducible) or cuda")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/_work/checkpoints")
+    parser.add_argument("--geometry", default=DEFAULT_GEOMETRY, choices=sorted(GEOMETRIES))
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate")
+    parser.add_argument("--warmup", type=int, default=d.warmup)
+    parser.add_argument("--decay-frac", type=float, default=d.decay_frac, help="cosine decay over this last part")
+    parser.add_argument("--ecg-fraction", type=float, default=d.ecg_fraction, help="share of ECG-page examples")
+    parser.add_argument("--record-pool", type=int, default=d.record_pool, help="distinct synthetic ECGs")
+    parser.add_argument("--save-every", type=int, default=d.save_every)
+    parser.add_argument("--threads", type=int, default=d.threads, help="torch threads (results depend on it)")
+    parser.add_argument("--eval-examples", type=int, default=d.eval_examples, help="held-out exact-match set")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ecgvlm.errors import ECGVLMError
+    from ecgvlm.model.pretrain import PretrainConfig, pretrain
+
+    if args.steps is None and args.minutes is None and not args.resume:
+        raise ECGVLMError("give --steps N or --minutes M")
+    if args.steps is not None and args.steps < 1:
+        raise ECGVLMError("--steps must be >= 1")
+    cfg = PretrainConfig(
+        seed=args.seed,
+        steps=args.steps,
+        minutes=args.minutes,
+        geometry=args.geometry,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup=args.warmup,
+        decay_frac=args.decay_frac,
+        ecg_fraction=args.ecg_fraction,
+        record_pool=args.record_pool,
+        save_every=args.save_every,
+        threads=args.threads,
+        device=args.device,
+        eval_examples=args.eval_examples,
+    )
+    out = pretrain(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    print(f"wrote {out}")
+    return 0

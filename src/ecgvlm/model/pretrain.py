@@ -1,0 +1,284 @@
+"""Full-parameter pretraining of the tiny Mllama on ``pretrain_tasks``: the shipped tiny base.
+
+    out = pretrain(PretrainConfig(steps=3000), "runs/base")
+
+Deterministic by construction: the batch at step ``s`` is examples ``s*B .. s*B+B-1`` of the
+seeded task stream (pure functions of (seed, index)), the model is built from the seed, there is
+no dropout, kernels are deterministic and the CPU runs one thread. A resumed run replays exactly the
+steps an uninterrupted one would take (checkpoints hold weights, AdamW state and the step).
+``--minutes`` only fixes the step count (from the measured speed of the first steps); the card
+records it so ``--steps N`` rebuilds the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ecgvlm.errors import ECGVLMError
+from ecgvlm.io import atomic_write_json
+
+# Tiny geometries (all the real Mllama structure: local + gated global vision layers, intermediate
+# features, cross-attention). Chosen by pilot runs, see tiny_base/MODEL_CARD.md.
+GEOMETRIES: dict[str, dict] = {
+    "p224": {"vision": {"image_size": 224, "patch_size": 14}},
+    "p224s8": {"vision": {"image_size": 224, "patch_size": 8}},
+    "p280": {"vision": {"image_size": 280, "patch_size": 14}},
+    "p336": {"vision": {"image_size": 336, "patch_size": 14}},
+    # a few-second geometry for tests
+    "micro": {
+        "vision": {"image_size": 56, "patch_size": 14, "hidden_size": 32, "num_hidden_layers": 2,
+                   "num_global_layers": 1, "attention_heads": 2, "intermediate_size": 64,
+                   "intermediate_layers_indices": [0]},
+        "text": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+                 "intermediate_size": 128, "cross_attention_layers": [1]},
+        "vocab_size": 1024,
+    },  # fmt: skip
+}
+DEFAULT_GEOMETRY = "p224"
+
+
+@dataclass
+class PretrainConfig:
+    seed: int = 0
+    steps: int | None = None  # optimizer steps; or derived from minutes
+    minutes: float | None = None
+    geometry: str = DEFAULT_GEOMETRY
+    batch_size: int = 8
+    lr: float = 6e-4
+    min_lr_ratio: float = 0.05
+    decay_frac: float = 0.25
+    warmup: int = 150
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    ecg_fraction: float = 0.6
+    record_pool: int = 6000  # distinct synthetic ECG records; each page is asked several questions
+    save_every: int = 200
+    threads: int = 1
+    device: str = "cpu"
+    eval_examples: int = 240  # held-out stream (seed + 1) for per-task exact match at the end
+    extra: dict = field(default_factory=dict)
+
+
+def build_base(out_dir: Path, cfg: PretrainConfig) -> Path:
+    from ecgvlm.model.tiny import build_tiny
+
+    geo = GEOMETRIES.get(cfg.geometry)
+    if geo is None:
+        raise ECGVLMError(f"unknown geometry {cfg.geometry!r}; choose one of {', '.join(GEOMETRIES)}")
+    over = {k: v for k, v in geo.items() if k in ("vision", "text")}
+    return build_tiny(out_dir, seed=cfg.seed, vocab_size=geo.get("vocab_size", 2048), **over)
+
+
+def encode(tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]:
+    from ecgvlm.train.data import encode_messages
+
+    msgs = [{"role": "user", "content": "<image>\n" + question}, {"role": "assistant", "content": answer}]
+    return encode_messages(tokenizer, msgs)
+
+
+def batch_at(cfg: PretrainConfig, processor, step: int, stream_seed: int | None = None) -> tuple[dict, list[str]]:
+    from ecgvlm.model.pretrain_tasks import make_example
+    from ecgvlm.train.data import Collator
+
+    seed = cfg.seed if stream_seed is None else stream_seed
+    items, tasks = [], []
+    for i in range(step * cfg.batch_size, (step + 1) * cfg.batch_size):
+        ex = make_example(seed, i, cfg.ecg_fraction, cfg.record_pool)
+        ids, labels = encode(processor.tokenizer, ex.question, ex.answer)
+        items.append({"input_ids": ids, "labels": labels, "image": ex.image})
+        tasks.append(ex.task)
+    return Collator(processor, pad_to_multiple_of=8)(items), tasks
+
+
+def lr_factor(step: int, total: int, warmup: int, decay_frac: float, min_ratio: float) -> float:
+    """Warm-up, constant, then a cosine decay over the last ``decay_frac`` of the steps.
+
+    Until the decay starts the factor does not depend on ``total``, so a run may be resumed with a
+    different ``--steps`` (before the decay) and still equal a fresh run with that step count.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    start = decay_start(total, decay_frac)
+    if step < start:
+        return 1.0
+    p = min(1.0, (step - start) / max(1, total - start))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def decay_start(total: int, decay_frac: float) -> int:
+    return int(round(total * (1 - decay_frac)))
+
+
+def _setup_torch(cfg: PretrainConfig):
+    import torch
+
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True, warn_only=False)
+    if cfg.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ECGVLMError("--device cuda asked but no CUDA device is visible")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return torch
+
+
+def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Build (or resume) and pretrain the tiny base; write it to ``out`` as fp16 safetensors + card data."""
+    torch = _setup_torch(cfg)
+    from transformers import MllamaForConditionalGeneration
+
+    from ecgvlm.model.load import load_processor
+    from ecgvlm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+    out = Path(out)
+    work = out / "_work"
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise ECGVLMError("output folder is not empty; use --resume to continue a run or pick a new folder", out)
+    init = work / "init"
+    if not (init / "config.json").is_file():
+        tmp = work / ".init.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        build_base(tmp, cfg)
+        os.replace(tmp, init)
+    processor = load_processor(init)
+    torch.manual_seed(cfg.seed)
+    model = MllamaForConditionalGeneration.from_pretrained(
+        str(init), dtype=torch.float32, local_files_only=True, use_safetensors=True, attn_implementation="sdpa"
+    ).to(cfg.device)
+    model.train()
+    params = [p for p in model.parameters()]
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8,
+    )  # fmt: skip
+    state_file = work / "run.json"
+    run = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    total = cfg.steps or run.get("total_steps")
+
+    def factor(s: int) -> float:
+        return lr_factor(s, total or 10**9, cfg.warmup, cfg.decay_frac, cfg.min_lr_ratio)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    step, log = 0, []
+    ckpt = latest_checkpoint(work / "checkpoints") if resume else None
+    if ckpt is not None:
+        position, log = load_checkpoint(ckpt, model, opt, sched)
+        step = position["step"]
+        if total is not None and step > decay_start(total, cfg.decay_frac):
+            raise ECGVLMError(f"the checkpoint at step {step} is past the decay start of --steps {total}", ckpt)
+        sched.lr_lambdas[0] = factor
+    wall0 = time.time() - run.get("wall_s", 0.0)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=step, desc="pretrain", unit="step", dynamic_ncols=True)
+    t_probe = time.time()
+    while total is None or step < total:
+        batch, _ = batch_at(cfg, processor, step)
+        batch = {k: v.to(cfg.device) for k, v in batch.items()}
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        opt.step()
+        sched.step()
+        step += 1
+        log.append({"step": step, "loss": round(loss.item(), 5), "lr": sched.get_last_lr()[0], "gnorm": round(float(gnorm), 4)})
+        if total is None and step == 20:
+            # --minutes: fix the step count from the speed so far (the card records it for --steps N).
+            per_step = (time.time() - t_probe) / 20
+            total = max(step + 1, int(cfg.minutes * 60 / per_step))
+            if bar is not None:
+                bar.total = total
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(r['loss'] for r in log[-50:]) / len(log[-50:]):.3f}")
+        if step % cfg.save_every == 0 or step == total:
+            run = {"total_steps": total, "wall_s": time.time() - wall0, "config": asdict(cfg)}
+            atomic_write_json(state_file, run)
+            save_checkpoint(work / "checkpoints", model, opt, sched, {"step": step}, log, keep=1)
+    if bar is not None:
+        bar.close()
+    wall = time.time() - wall0
+    model.eval()
+    scores = task_exact_match(model, processor, cfg)
+    export(model, processor, init, out, cfg, total, wall, log, scores)
+    return out
+
+
+def task_exact_match(model, processor, cfg: PretrainConfig) -> dict[str, list[int]]:
+    """Greedy exact match per task on a held-out stream (seed + 1): {task: [correct, total]}."""
+    from ecgvlm.model.infer import generate
+    from ecgvlm.model.pretrain_tasks import make_example
+
+    exs = [make_example(cfg.seed + 1, i, cfg.ecg_fraction, cfg.record_pool) for i in range(cfg.eval_examples)]
+    preds = generate(model, processor, [e.image for e in exs], ["<image>\n" + e.question for e in exs], max_new_tokens=6)
+    scores: dict[str, list[int]] = {}
+    for e, p in zip(exs, preds):
+        s = scores.setdefault(e.task, [0, 0])
+        s[0] += int(p.strip() == e.answer)
+        s[1] += 1
+    return dict(sorted(scores.items()))
+
+
+def export(model, processor, init: Path, out: Path, cfg, total, wall, log, scores) -> None:
+    """fp16 safetensors + processor + the run's numbers (pretrain.json, loss.png) into ``out``."""
+    import torch
+
+    tmp = out / "_work" / "export.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.to("cpu").to(torch.float16).save_pretrained(tmp, safe_serialization=True)
+    model.to(torch.float32)
+    processor.save_pretrained(tmp)
+    for name in ("ecgvlm_tiny.json",):
+        shutil.copy(init / name, tmp / name)
+    correct = sum(c for c, _ in scores.values())
+    n = sum(t for _, t in scores.values())
+    atomic_write_json(
+        tmp / "pretrain.json",
+        {
+            "config": asdict(cfg) | {"steps": total},
+            "steps": total,
+            "wall_s": round(wall, 1),
+            "final_loss_avg100": round(sum(r["loss"] for r in log[-100:]) / max(1, len(log[-100:])), 4),
+            "exact_match": round(correct / max(1, n), 4),
+            "exact_match_per_task": scores,
+            "loss": [r["loss"] for r in log],
+        },
+    )
+    plot_loss([r["loss"] for r in log], tmp / "loss.png")
+    for f in tmp.iterdir():
+        os.replace(f, out / f.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def plot_loss(losses: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(1, len(losses) + 1)
+    k = max(1, len(losses) // 100)
+    smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    ax.plot(x, losses, lw=0.4, alpha=0.35, color="tab:blue")
+    ax.plot(x[k - 1 :], smooth, lw=1.5, color="tab:blue")
+    ax.set_xlabel("step")
+    ax.set_ylabel("answer-token loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)

@@ -1,0 +1,120 @@
+"""ECGInterpreter (the Python API) and ``ecgvlm interpret`` on the real tiny Mllama."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ecgvlm.cli import main as cli_main
+from ecgvlm.serve import examples
+from ecgvlm.serve.interpreter import ECGInterpreter, InterpretConfig, parse_number
+from ecgvlm.serve.loading import resolve
+
+CODES = ("SR", "AFIB", "IMI")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from ecgvlm.model.tiny import build_tiny
+
+    out = tmp_path_factory.getbasetemp() / "serve-tiny"  # shared by the serve/interpret test files
+    if not (out / "ecgvlm_tiny.json").is_file():  # written last by build_tiny
+        build_tiny(out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def interp(model_dir):
+    config = InterpretConfig(codes=CODES, measurements=("hr", "qrs"), max_new_tokens=10)
+    return ECGInterpreter.from_pretrained(model_dir, device="cpu", config=config)
+
+
+@pytest.fixture(scope="module")
+def images():
+    names = examples.names()[:3]
+    return [Image.open(io.BytesIO(examples.read(n))).convert("RGB") for n in names]
+
+
+def test_batched_interpretation_equals_one_by_one(interp, images):
+    batched = interp.interpret(images, batch_size=3)
+    assert len(batched) == 3
+    for img, b in zip(images, batched):
+        single = interp.interpret(img)
+        assert single.report == b.report
+        assert single.superclasses == pytest.approx(b.superclasses, abs=1e-3)
+        assert {s.code: s.probability for s in single.statements} == pytest.approx(
+            {s.code: s.probability for s in b.statements}, abs=1e-3
+        )
+        assert set(b.superclasses) == {"NORM", "MI", "STTC", "CD", "HYP"}
+        assert {s.code for s in b.statements} == set(CODES)
+        assert b.timings["batch_size"] == 3
+
+
+def test_yes_probabilities_match_infer_option_probs(interp, images):
+    from ecgvlm.model.infer import option_probs
+
+    prompts = ["Does this ECG show sinus rhythm?", "Does this ECG show myocardial infarction?"] * 2
+    imgs = [images[0], images[0], images[1], images[1]]
+    ours = interp.yes_probabilities(imgs, prompts)
+    ref = option_probs(interp.model, interp.processor, imgs, prompts, ["yes", "no"])[:, 0]
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+    assert ours[0] != ours[2]  # the image reaches the model: same question, other image, other answer
+
+
+def test_interpret_accepts_paths_and_reports_bad_files(interp, tmp_path):
+    from ecgvlm.errors import ECGVLMError
+
+    good = tmp_path / "ecg.png"
+    good.write_bytes(examples.read())
+    assert interp.interpret(str(good)).report == interp.interpret(good).report
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    with pytest.raises(ECGVLMError, match="notes.png: not a PNG, JPEG or WebP"):
+        interp.interpret(bad)
+
+
+def test_parse_number_keeps_plausible_values_only():
+    assert parse_number("72 bpm", 15, 350) == 72.0
+    assert parse_number("-30 degrees (left axis)", -180, 360) == -30.0
+    assert parse_number("about 5000 ms", 30, 300) is None
+    assert parse_number("no idea", 30, 300) is None
+
+
+def test_default_model_is_the_demo_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    demo = tmp_path / "runs" / "demo" / "model"
+    (demo / "adapter").mkdir(parents=True)
+    (demo / "config.json").write_text("{}")
+    (demo / "adapter" / "adapter_config.json").write_text("{}")
+    base, adapter = resolve(None, None)
+    assert base.resolve() == demo.resolve() and adapter.resolve() == (demo / "adapter").resolve()
+
+
+def test_cli_json(model_dir, tmp_path, capsys):
+    img = tmp_path / "a.png"
+    img.write_bytes(examples.read())
+    assert cli_main(["interpret", str(img), "--model", str(model_dir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [o["image"] for o in out] == [str(img)]
+    assert set(out[0]["superclasses"]) == {"NORM", "MI", "STTC", "CD", "HYP"}
+    assert len(out[0]["statements"]) > 10  # the default probes every synthetic condition
+
+
+def test_text_output_shows_bars_and_percentages(interp, images):
+    from ecgvlm.serve.cli_interpret import format_text
+
+    text = format_text("a.png", interp.interpret(images[0]), show_all=True)
+    assert "Report:" in text and "Superclasses:" in text and "Measurements:" in text
+    assert text.count("%") == 5 + len(CODES)
+
+
+def test_cli_bad_image_is_one_line_error(model_dir, tmp_path, capsys):
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    assert cli_main(["interpret", str(bad), "--model", str(model_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "empty.png" in err and "empty" in err

@@ -1,0 +1,55 @@
+"""`ecgvlm pretrain-base`: the same seed twice gives identical weights; a resumed run equals a straight one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+ARGS = ["--geometry", "micro", "--eval-examples", "4", "--warmup", "2", "--save-every", "1", "--no-progress"]
+
+
+def _run(out, *extra):
+    cmd = [sys.executable, "-m", "ecgvlm", "pretrain-base", "--out", str(out), *ARGS, *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_same_seed_twice_gives_identical_weights_and_resume_matches(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for out in (a, b):
+        r = _run(out, "--steps", "4")
+        assert r.returncode == 0, r.stderr[-2000:]
+    wa = (a / "model.safetensors").read_bytes()
+    assert wa == (b / "model.safetensors").read_bytes()
+    card = json.loads((a / "pretrain.json").read_text())
+    assert card["steps"] == 4 and len(card["loss"]) == 4 and all(x > 0 for x in card["loss"])
+    assert (a / "loss.png").stat().st_size > 1000
+    assert json.loads((a / "config.json").read_text())["text_config"]["dtype"] in ("float16", "torch.float16")
+
+    # stop after 2 steps (still before the decay of a 4-step run), then resume to 4
+    assert _run(c, "--steps", "2").returncode == 0
+    r = _run(c, "--steps", "4", "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (c / "model.safetensors").read_bytes() == wa
+
+
+def test_refuses_a_used_folder_without_resume(tmp_path):
+    (tmp_path / "x.txt").write_text("keep me")
+    r = _run(tmp_path, "--steps", "1")
+    assert r.returncode == 2
+    assert "not empty" in r.stderr and str(tmp_path) in r.stderr
+    assert (tmp_path / "x.txt").read_text() == "keep me"
+
+
+def test_other_seed_gives_other_weights(tmp_path):
+    from safetensors.torch import load_file
+
+    assert _run(tmp_path / "s0", "--steps", "1").returncode == 0
+    assert _run(tmp_path / "s1", "--steps", "1", "--seed", "1").returncode == 0
+    w0 = load_file(str(tmp_path / "s0" / "model.safetensors"))
+    w1 = load_file(str(tmp_path / "s1" / "model.safetensors"))
+    name = next(k for k in w0 if "lm_head" in k)
+    assert not (w0[name] == w1[name]).all()

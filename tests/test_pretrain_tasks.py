@@ -1,0 +1,83 @@
+"""The pretraining task stream: deterministic, varied, and never a diagnosis question."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from ecgvlm.model import pretrain_tasks as pt
+from ecgvlm.signals.vocab import SUPERCLASSES
+
+
+def _png(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_same_seed_and_index_give_the_same_example():
+    for index in (0, 7, 123):
+        a, b = pt.make_example(3, index), pt.make_example(3, index)
+        assert (a.task, a.question, a.answer) == (b.task, b.question, b.answer)
+        assert _png(a.image) == _png(b.image)
+    pt._PAGES.clear()  # a cold page cache gives the same pixels as a warm one
+    c = pt.make_example(3, 123)
+    assert _png(c.image) == _png(pt.make_example(3, 123).image)
+
+
+def test_stream_is_varied_and_page_sized():
+    exs = [pt.make_example(0, i) for i in range(60)]
+    assert len({e.task for e in exs}) >= 15
+    assert len({e.question for e in exs}) >= 30
+    assert {e.task[0] for e in exs} == {"g", "e"}
+    for e in exs:
+        assert e.image.mode == "RGB"
+        if e.task.startswith("g_"):
+            assert e.image.size == (pt.PAGE_W, pt.PAGE_H)
+        else:  # letter or A4 at 40 dpi, as the dataset builder renders
+            assert e.image.size in ((440, 340), (468, 331))
+        assert e.answer and e.answer == e.answer.strip()
+    assert pt.make_example(1, 0).question != pt.make_example(0, 0).question or _png(
+        pt.make_example(1, 0).image
+    ) != _png(pt.make_example(0, 0).image)
+
+
+def test_no_question_asks_for_a_diagnosis_or_superclass():
+    exs = [pt.make_example(5, i) for i in range(150)]
+    for e in exs:
+        q = e.question.lower()
+        assert not any(w.lower() in q for w in pt.FORBIDDEN_WORDS), e.question
+        if e.task.startswith("e_"):  # ECG pages: codes appear neither in the question nor the answer
+            assert not any(c in e.question.split() or c == e.answer for c in SUPERCLASSES), e
+
+
+@pytest.mark.parametrize("task", pt.GENERIC_TASKS)
+def test_every_generic_task_draws(task):
+    rng = np.random.default_rng(0)
+    image, question, answer = pt._generic(task, rng)
+    assert image.size == (pt.PAGE_W, pt.PAGE_H)
+    assert question.endswith("?") or question.endswith(".")
+    assert answer
+
+
+def test_the_five_codes_and_yes_no_are_answer_targets():
+    answers = set()
+    for i in range(400):
+        rng = np.random.default_rng([9, i])
+        answers.add(pt._generic(pt.GENERIC_TASKS[i % len(pt.GENERIC_TASKS)] if i % 3 else "g_label", rng)[2])
+    assert set(SUPERCLASSES) <= answers
+    assert {"yes", "no"} <= answers
+    assert {str(d) for d in range(1, 10)} <= answers
+
+
+def test_ecg_answers_come_from_the_signal():
+    from ecgvlm.signals.synth import synthesize_record
+
+    rec = synthesize_record(10_000, 0)
+    beats = pt._beats(rec)
+    hr = rec.measurements["hr"]
+    assert abs(len(beats) - hr * rec.duration / 60) <= 1.5  # one QRS per beat in 10 s
+    f = pt._lead_features(rec, "II", beats)
+    assert f is not None and f["r"] > 0.1  # lead II has an upright R in a normal-axis record
