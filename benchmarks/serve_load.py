@@ -75,8 +75,8 @@ def main() -> int:
         "--model", default=None, help="model folder (default: the tiny base, built into the cache)"
     )
     parser.add_argument("--clients", default="1,4,16", help="concurrency levels")
-    parser.add_argument("--requests", type=int, default=48, help="most requests per point")
-    parser.add_argument("--seconds", type=float, default=40.0, help="most seconds per point")
+    parser.add_argument("--requests", type=int, default=24, help="most requests per point")
+    parser.add_argument("--seconds", type=float, default=20.0, help="no new request after this many seconds")
     parser.add_argument("--max-batch", type=int, default=8, help="batch size of the 'on' mode")
     parser.add_argument("--full", action="store_true", help="the served default question set")
     args = parser.parse_args()
@@ -103,7 +103,7 @@ def main() -> int:
     levels = [int(c) for c in args.clients.split(",")]
     questions = "full default" if args.full else "light"
     print(
-        f"model {interp.name} ({questions} question set, {len(interp._questions)} yes/no + report"
+        f"model {interp.name} ({questions} question set, {len(interp.questions)} yes/no + report"
         f" + {len(interp.config.measurements)} measurements per image); torch threads {torch.get_num_threads()}"
     )
     print(

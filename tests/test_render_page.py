@@ -236,6 +236,8 @@ def test_bad_inputs_are_one_line_errors():
 
 
 def test_sampled_styles_render():
+    assert RenderStyle.sample(np.random.default_rng(5)) == RenderStyle.sample(np.random.default_rng(5))
+    assert RenderStyle.sample(np.random.default_rng(5), dpi=50).dpi == 50
     rng = np.random.default_rng(0)
     rec = beat_record()
     for _ in range(6):

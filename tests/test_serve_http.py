@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -205,7 +206,8 @@ def chat_body(image: bytes, question: str = "What is the heart rate on this ECG?
     }
 
 
-def test_chat_completions_with_base64_image(server, interpreter, image):
+def test_chat_completions_with_base64_image(server, interpreter, image, caplog):
+    caplog.set_level(logging.INFO, logger="ecgvlm.serve")
     r = httpx.post(f"{server}/v1/chat/completions", json=chat_body(image), timeout=120)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -216,6 +218,9 @@ def test_chat_completions_with_base64_image(server, interpreter, image):
     img = Image.open(io.BytesIO(image)).convert("RGB")
     assert answer == interpreter.chat([img], ["What is the heart rate on this ECG?"], 12)[0]
     assert body["usage"]["completion_tokens"] >= 0
+    # Sizes are logged, image contents never.
+    assert f"{len(image)} bytes" in caplog.text
+    assert base64.b64encode(image)[:40].decode() not in caplog.text
 
     remote = chat_body(image)
     remote["messages"][0]["content"][0]["image_url"]["url"] = "https://example.com/ecg.png"

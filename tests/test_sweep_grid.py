@@ -57,7 +57,12 @@ def test_loo_expands_to_all_and_each_source(data):
     axis = expand_loo(parse_axis("data.sources=loo"), data / "train.json")
     assert [v for (v,) in axis.values] == ["all", "-mimic", "-ptbxl", "-synth"]
     names = [p.name for p in expand([axis])]
-    assert names == ["data.sources=all", "data.sources=no-mimic", "data.sources=no-ptbxl", "data.sources=no-synth"]
+    assert names == [
+        "data.sources=all",
+        "data.sources=no-mimic",
+        "data.sources=no-ptbxl",
+        "data.sources=no-synth",
+    ]
     # an explicit list is kept as given
     axis = parse_axis("data.sources=all,-ptbxl,ptbxl+synth")
     assert [v for (v,) in axis.values] == ["all", "-ptbxl", "ptbxl+synth"]
@@ -94,8 +99,18 @@ def _cli(args: list[str], capsys) -> tuple[int, str, str]:
 
 def test_cli_dry_run_lists_points(data, tmp_path, capsys):
     rc, out, err = _cli(
-        ["--config", CONFIG, "--grid", "data.sources=loo", "--grid", "tuning=paper,partial",
-         "--out", str(tmp_path / "s"), f"data.train={data / 'train.json'}", "--dry-run"],
+        [
+            "--config",
+            CONFIG,
+            "--grid",
+            "data.sources=loo",
+            "--grid",
+            "tuning=paper,partial",
+            "--out",
+            str(tmp_path / "s"),
+            f"data.train={data / 'train.json'}",
+            "--dry-run",
+        ],
         capsys,
     )
     assert rc == 0, err
@@ -117,7 +132,15 @@ def test_cli_dry_run_lists_points(data, tmp_path, capsys):
 )
 def test_cli_errors_are_one_line_exit_2(data, tmp_path, capsys, extra, message):
     rc, _, err = _cli(
-        ["--config", CONFIG, "--out", str(tmp_path / "s"), f"data.train={data / 'train.json'}", "--dry-run", *extra],
+        [
+            "--config",
+            CONFIG,
+            "--out",
+            str(tmp_path / "s"),
+            f"data.train={data / 'train.json'}",
+            "--dry-run",
+            *extra,
+        ],
         capsys,
     )
     assert rc == 2
@@ -128,8 +151,16 @@ def test_loo_needs_two_sources(tmp_path, capsys):
     (tmp_path / "train.json").write_text(json.dumps(_rows(["synth", "synth"])))
     (tmp_path / "test.json").write_text(json.dumps(_rows(["synth"])))
     rc, _, err = _cli(
-        ["--config", CONFIG, "--grid", "data.sources=loo", "--out", str(tmp_path / "s"),
-         f"data.train={tmp_path / 'train.json'}", "--dry-run"],
+        [
+            "--config",
+            CONFIG,
+            "--grid",
+            "data.sources=loo",
+            "--out",
+            str(tmp_path / "s"),
+            f"data.train={tmp_path / 'train.json'}",
+            "--dry-run",
+        ],
         capsys,
     )
     assert rc == 2 and "names only ['synth']; nothing to leave out" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,8 +21,23 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sweepdata")
-    rc = cli(["dataset", "build", "--source", "synth:12", "--out", str(out), "--seed", "1",
-              "--split", "0.5,0.1,0.4", "--tasks", "superclass,mcq", "--no-progress"])
+    rc = cli(
+        [
+            "dataset",
+            "build",
+            "--source",
+            "synth:12",
+            "--out",
+            str(out),
+            "--seed",
+            "1",
+            "--split",
+            "0.5,0.1,0.4",
+            "--tasks",
+            "superclass,mcq",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     return out
 
@@ -57,10 +73,8 @@ def test_killed_sweep_reruns_only_unfinished_points(dataset, tmp_path):
             os.kill(proc.pid, signal.SIGKILL)  # the sweep only: its training child must die with it
             proc.wait(timeout=30)
         finally:
-            try:  # nothing of this test may outlive it
+            with contextlib.suppress(ProcessLookupError):  # nothing of this test may outlive it
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     assert proc.returncode == -signal.SIGKILL
     assert not (second / "point.json").exists()
     assert not (sweep / "sweep.md").exists()
@@ -85,7 +99,10 @@ def test_killed_sweep_reruns_only_unfinished_points(dataset, tmp_path):
         assert cost["trainable_params"] > 0 and cost["wall_s"] > 0 and cost["samples_per_s"] > 0
         assert 0.05 < cost["peak_mem_gb"] < 16
         metrics = json.loads((p / "metrics.json").read_text())["benchmarks"]
-        assert set(metrics["ptbxl-super"]) == {"ecgbench", "strict"} and set(metrics["mcq"]) == {"ecgbench", "strict"}
+        assert set(metrics["ptbxl-super"]) == {"ecgbench", "strict"} and set(metrics["mcq"]) == {
+            "ecgbench",
+            "strict",
+        }
         assert (p / "model" / "adapter_model.safetensors").is_file()
     p1 = json.loads((first / "point.json").read_text())["cost"]["trainable_params"]
     p2 = json.loads((second / "point.json").read_text())["cost"]["trainable_params"]

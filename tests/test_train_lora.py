@@ -64,7 +64,18 @@ def test_tiny_lora_end_to_end(setup, tmp_path):
     out = tmp_path / "run"
     cfg = load_config(
         REPO / "configs/tiny_cpu.yaml",
-        _overrides(base, data, out, **{"train.max_steps": 16, "train.save_every": 16}),
+        _overrides(
+            base,
+            data,
+            out,
+            # the 11B recipe's non-reentrant checkpointing, on every second layer
+            **{
+                "train.max_steps": 16,
+                "train.save_every": 16,
+                "train.gradient_checkpointing": "true",
+                "train.checkpoint_every_n_layers": 2,
+            },
+        ),
     )
     train(cfg)
     import json

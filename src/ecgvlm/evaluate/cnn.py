@@ -13,7 +13,9 @@ examples:
   ecgvlm cnn train --data runs/ds --out runs/cnn --minutes 3
   ecgvlm cnn train --data runs/ds --out runs/cnn --epochs 20 --seed 1 --image-size 224
   ecgvlm cnn eval --model runs/cnn --data runs/ds/test.json --out runs/cnn-test
-  ecgvlm score --predictions runs/cnn-test/predictions.jsonl --benchmark ptbxl-super --mode strict
+  ecgvlm cnn eval --model runs/cnn --data runs/ds/val.json --out runs/cnn-val
+  ecgvlm score --predictions runs/cnn-test/predictions.jsonl --benchmark ptbxl-super --mode strict \
+      --val-predictions runs/cnn-val/predictions.jsonl
 
 A killed `cnn train` resumes from its last finished epoch when rerun with the same options.
 """

@@ -200,8 +200,8 @@ def _hash_unit(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "little")
 
 
-def record_rng(seed: int, record_id: str) -> np.random.Generator:
-    return np.random.default_rng([seed, _hash_unit("rng", record_id)])
+def record_rng(seed: int, record_id: str, stream: str = "page") -> np.random.Generator:
+    return np.random.default_rng([seed, _hash_unit(stream, record_id)])
 
 
 def assign_split(record: ECGRecord, cfg: BuildConfig) -> str:
@@ -235,8 +235,19 @@ def make_unit(cfg: BuildConfig, out: Path, key: str, record: ECGRecord) -> dict[
 
     name = safe_name(key)
     rid = record.id or key
-    rng = record_rng(cfg.seed, rid)
     split = assign_split(record, cfg)
+    labels = _clean_labels(record.labels)
+    measurements = _clean_measurements(record.measurements)
+    n = None if (split == "test" and cfg.test_all_tasks) else cfg.questions_per_record
+    # Separate streams for questions and looks, so changing one option does not reshuffle the other.
+    qas = make_questions(
+        labels, measurements, cfg.tasks, n, record_rng(cfg.seed, rid, "questions"), cfg.step_by_step
+    )
+    if not qas:
+        # An unlabelled record without measurements: any answer would be invented. Not rendered.
+        return {"key": key, "skipped": "no SCP label or measurement to ask about"}
+
+    rng = record_rng(cfg.seed, rid, "page")
     layout = _choose(rng, cfg.layouts())
     augment = _choose(rng, MIXED_AUGMENT) if cfg.augment == "mixed" else cfg.augment
     style = RenderStyle.sample(rng, dpi=cfg.dpi)
@@ -247,11 +258,6 @@ def make_unit(cfg: BuildConfig, out: Path, key: str, record: ECGRecord) -> dict[
         page.save(out / image_rel)
     else:
         atomic_write_bytes(out / image_rel, page.encode(cfg.image_format))
-
-    labels = _clean_labels(record.labels)
-    measurements = _clean_measurements(record.measurements)
-    n = None if (split == "test" and cfg.test_all_tasks) else cfg.questions_per_record
-    qas = make_questions(labels, measurements, cfg.tasks, n, rng, cfg.step_by_step)
     source = str(record.meta.get("source") or parse_source(cfg.source)[0])
     common = {"scp": labels, "superclasses": superclasses_of(labels), "measurements": measurements}
     clinician = record.meta.get("report")
@@ -379,8 +385,13 @@ def build(
                 continue
             if unit_path(out, key).exists():
                 result.resumed += 1
+                bar.update(1)
                 continue
             yield key, payload
+
+    def tick() -> None:
+        result.done += 1
+        bar.update(1)
 
     total = count_items(cfg)
     if total is not None and shard is not None:
@@ -393,9 +404,7 @@ def build(
             _init_worker(cfg, str(out))
             for item in todo():
                 _process(item)
-                result.done += 1
-                bar.n = result.done + result.resumed
-                bar.refresh() if bar.n % 20 == 0 else None
+                tick()
         else:
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
             with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, str(out))) as pool:
@@ -406,14 +415,10 @@ def build(
                     pending.append(pool.apply_async(_process, (item,)))
                     while len(pending) >= 4 * workers or (pending and pending[0].ready()):
                         pending.popleft().get()
-                        result.done += 1
-                        bar.n = result.done + result.resumed
-                        bar.refresh() if bar.n % 20 == 0 else None
+                        tick()
                 while pending:
                     pending.popleft().get()
-                    result.done += 1
-        bar.n = result.done + result.resumed
-        bar.refresh()
+                    tick()
 
     if shard is not None:
         return result

@@ -26,14 +26,47 @@ from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
 
+BUILD_HELP = """\
+Render every record once (DIR/images/<record>.png) and ask several questions about it. Writes
+DIR/train.json, val.json, test.json (JSON lists of ECGInstruct rows, readable by
+datasets.load_dataset("json", ...)), DIR/README.md (the dataset card) and DIR/stats.json.
+
+Tasks: report (clinical report), superclass (NORM/MI/STTC/CD/HYP), scp (the 71 PTB-XL
+statements), mcq (4 options), yesno (one condition), measure (hr/pr/qrs/qt/qtc/axis with a
+tolerance). Answers come from the record's labels and measurements only; metadata.gold carries
+them in every split. Test records get one question of every task.
+
+Examples:
+  ecgvlm dataset build --source synth:300 --out data/s300 --seed 3 --workers 2
+  ecgvlm dataset build --source wfdb:my_archive/ --out data/hosp --dpi 200 --on-error skip
+  ecgvlm dataset build --source synth:1000 --out data/cot --tasks superclass,yesno --step-by-step 0.5
+"""
+
+CHECK_HELP = """\
+Stream a JSON list or JSON-lines file of ECGInstruct / ECGBench rows and validate each row:
+keys, roles (human/gpt or user/assistant), <image> token, empty answers, image paths (inside
+--root, file present). Prints counts; exit status 0 if every row is good, 1 if rows were
+skipped (--skip), 2 with a one-line error at the first bad row (default).
+
+Example:
+  ecgvlm dataset check ECGBench/ptb-test-report.json --root ECGBench/ --skip
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="build|check|stats")
 
-    b = sub.add_parser("build", help="build a dataset from ECG records")
+    b = sub.add_parser(
+        "build",
+        help="build a dataset from ECG records",
+        description=BUILD_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     b.add_argument("--source", required=True, help="synth:N | ptbxl:PATH | wfdb:DIR")
     b.add_argument("--out", required=True, help="output folder (created; reused to resume)")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument(
+        "--seed", type=int, default=0, help="decides splits (synth/wfdb), page styles and questions"
+    )
     b.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
     b.add_argument("--shard", default=None, help="i/n: make only this shard's records, do not assemble")
     b.add_argument("--augment", default="mixed", choices=["none", "light", "heavy", "mixed"])
@@ -77,7 +110,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     b.add_argument("--no-progress", action="store_true")
 
-    c = sub.add_parser("check", help="validate an ECGInstruct/ECGBench file")
+    c = sub.add_parser(
+        "check",
+        help="validate an ECGInstruct/ECGBench file",
+        description=CHECK_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     c.add_argument("file")
     c.add_argument(
         "--root", default=None, help="folder the image paths are relative to (default: the file's)"

@@ -89,7 +89,11 @@ REPORT_Q = (
 )
 
 
-def report_task(labels: dict[str, float], measurements: dict[str, float], rng: np.random.Generator) -> QA:
+def report_task(
+    labels: dict[str, float], measurements: dict[str, float], rng: np.random.Generator
+) -> QA | None:
+    if not known_codes(labels):
+        return None  # a report of an unlabelled record would have to invent its findings
     rep = make_report(labels, measurements, rng)
     gold = {"answer": rep.text, "stated_codes": rep.codes, "axis_band": rep.axis, "numbers": rep.numbers}
     return QA("report", _pick(rng, REPORT_Q), rep.text, gold)
@@ -206,8 +210,12 @@ YESNO_Q = (
 )
 
 
-def yesno_task(labels: dict[str, float], measurements: dict[str, float], rng: np.random.Generator) -> QA:
+def yesno_task(
+    labels: dict[str, float], measurements: dict[str, float], rng: np.random.Generator
+) -> QA | None:
     codes = known_codes(labels)
+    if not codes:
+        return None  # "no" would mean "not labelled", not "absent"
     table = statements()
     positive = bool(codes) and rng.random() < 0.5
     if positive:
@@ -333,7 +341,7 @@ def make_questions(
         if len(out) >= want:
             break
         qa = TASK_FUNCS[task](labels, measurements, rng)
-        if qa is None:
+        if qa is None or any(q.question == qa.question and q.answer == qa.answer for q in out):
             continue
         if step_fraction > 0 and task != "report" and rng.random() < step_fraction:
             qa = step_by_step(qa, labels, measurements)

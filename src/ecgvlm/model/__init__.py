@@ -1,1 +1,12 @@
-"""Mllama models: the tiny embedded preset, loading local checkpoints, LoRA and tuning presets."""
+"""Mllama models: the tiny embedded preset, loading local checkpoints, LoRA and tuning presets.
+
+- ``ecgvlm.model.tiny.build_tiny(out_dir, seed=0, **overrides) -> Path``: the tiny Mllama +
+  tokenizer + processor, offline and deterministic; ``llama_11b_config()`` builds the 11B config.
+- ``ecgvlm.model.load.load_model(path, dtype=None, device=None)``, ``load_processor(path)``,
+  ``load_model_and_processor(path, adapter=None, dtype=None, device=None)``: any local Mllama
+  checkpoint (never the network), optionally with a LoRA adapter or partial weights.
+- ``ecgvlm.model.tuning.apply_tuning(model, preset, LoraSettings(r, alpha, dropout), target_regex)``:
+  presets ``paper``, ``language``, ``partial``, ``regex``.
+- ``ecgvlm.model.infer.generate(...)`` and ``option_probs(...)``: batched scoring for evaluate/serve.
+- ``ecgvlm.model.tiles.shrink_tiles(model, 1)``: skip padded tiles for 1-tile pages.
+"""

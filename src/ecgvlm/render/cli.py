@@ -64,7 +64,7 @@ def _style(args: argparse.Namespace, seed: int):
             gain=args.gain,
             grid_color=args.grid_color,
             font=args.font,
-            single_lead=args.lead,
+            single_lead=_lead_name(args.lead) if args.lead else None,
         ).items()
         if v is not None
     }
@@ -73,6 +73,16 @@ def _style(args: argparse.Namespace, seed: int):
     if args.random_style:
         return RenderStyle.sample(np.random.default_rng([seed, 7]), **fixed)
     return RenderStyle(**fixed)
+
+
+def _lead_name(name: str) -> str:
+    """Accept any case ("v1", "AVR"): records and users spell leads in many ways."""
+    from ecgvlm.signals.record import LEADS
+
+    by_lower = {lead.lower(): lead for lead in LEADS}
+    if name.lower() not in by_lower:
+        raise ECGVLMError(f"unknown lead {name!r} for --lead; known: {', '.join(LEADS)}")
+    return by_lower[name.lower()]
 
 
 def _record_seed(seed: int, record_id: str) -> int:
@@ -92,9 +102,12 @@ def _render_one(args: argparse.Namespace, record, out: Path, seed: int) -> None:
 
 
 def _batch_worker(job: tuple) -> str | None:
-    args, path_or_record, out, seed = job
+    import cv2
+
+    cv2.setNumThreads(1)  # one page per process; OpenCV's own threads would only oversubscribe
+    args, record, out, seed = job
     try:
-        _render_one(args, path_or_record, out, seed)
+        _render_one(args, record, out, seed)
     except ECGVLMError as e:
         return str(e)
     return None
@@ -113,7 +126,7 @@ def _reader():
 def main(args: argparse.Namespace) -> int:
     import cv2
 
-    cv2.setNumThreads(1)  # one page per core; OpenCV's own threads only oversubscribe
+    cv2.setNumThreads(1)
     src, out = Path(args.record), Path(args.out)
     read_record, iter_records = _reader()
     if not src.is_dir():

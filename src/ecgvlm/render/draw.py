@@ -75,49 +75,6 @@ def warp_points(M: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarr
     return (M[0, 0] * xs + M[0, 1] * ys + M[0, 2]) / w, (M[1, 0] * xs + M[1, 1] * ys + M[1, 2]) / w
 
 
-def fill_quad(img: np.ndarray, M: np.ndarray, width: int, height: int, color: Color) -> None:
-    """The sheet of paper (page rectangle through ``M``) on whatever lies behind it."""
-    cx = np.array([-0.5, width - 0.5, width - 0.5, -0.5])
-    cy = np.array([-0.5, -0.5, height - 0.5, height - 0.5])
-    qx, qy = warp_points(M, cx, cy)
-    pts = np.round(np.stack([qx, qy], 1) * (1 << SHIFT)).astype(np.int32)
-    cv2.fillPoly(img, [pts], color, cv2.LINE_AA, shift=SHIFT)
-
-
-def draw_grid_warped(
-    img: np.ndarray,
-    box_px: tuple[float, float, float, float],
-    px_per_mm: float,
-    minor: Color | None,
-    major: Color,
-    M: np.ndarray,
-) -> None:
-    """The grid drawn straight through a homography: lines stay lines, so no resampling is needed."""
-    x0, y0, x1, y1 = box_px
-    xs, ys = (
-        grid_lines(x0, x1, px_per_mm).astype(np.float64),
-        grid_lines(y0, y1, px_per_mm).astype(np.float64),
-    )
-    top, bottom, left, right = ys[0], ys[-1], xs[0], xs[-1]
-
-    def segments(sel_x: np.ndarray, sel_y: np.ndarray, offset: float) -> list[np.ndarray]:
-        ax = np.concatenate([sel_x + offset, np.full(len(sel_y), left)])
-        ay = np.concatenate([np.full(len(sel_x), top), sel_y + offset])
-        bx = np.concatenate([sel_x + offset, np.full(len(sel_y), right)])
-        by = np.concatenate([np.full(len(sel_x), bottom), sel_y + offset])
-        ax, ay = warp_points(M, ax, ay)
-        bx, by = warp_points(M, bx, by)
-        seg = np.stack([np.stack([ax, ay], 1), np.stack([bx, by], 1)], 1)
-        return list(np.round(seg * (1 << SHIFT)).astype(np.int32))
-
-    if minor is not None:
-        cv2.polylines(img, segments(xs, ys, 0.0), False, minor, 1, cv2.LINE_AA, shift=SHIFT)
-    mw = major_width(px_per_mm)
-    for k in range(mw):
-        # offsets 0..mw-1 like the unwarped grid, whose thick lines grow right/bottom
-        cv2.polylines(img, segments(xs[::5], ys[::5], float(k)), False, major, 1, cv2.LINE_AA, shift=SHIFT)
-
-
 def draw_polyline(
     img: np.ndarray, xs: np.ndarray, ys: np.ndarray, color: tuple[int, int, int], width_px: float
 ) -> None:

@@ -48,7 +48,12 @@ class Page:
         """PNG (lossless, fast zlib level) or JPEG bytes; deterministic for a given array."""
         bgr = cv2.cvtColor(self.array, cv2.COLOR_RGB2BGR)
         if fmt == "png":
-            ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            # zlib level 1 with the "up" filter: 2-3x faster than the defaults for <= 20% more bytes
+            # (grid rows repeat, so "up" predicts a printout well)
+            params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+            if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.11
+                params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+            ok, buf = cv2.imencode(".png", bgr, params)
         elif fmt in ("jpg", "jpeg"):
             ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
         else:
@@ -242,6 +247,7 @@ def render(
                 "n_samples": i1 - i0,
                 "truncated": bool(i1 < math.ceil(t1 * fs - 1e-6)),
                 "n_clipped": int(np.count_nonzero(ys_c != ys)),
+                "ink_bbox": _r1([xi.min(), yi.min(), xi.max(), yi.max()]) if len(xi) else None,
                 "n_outside": int(np.count_nonzero((xi < 0) | (yi < 0) | (xi > W - 1) | (yi > H - 1))),
                 "x": _r1(xi),
                 "y": _r1(yi),

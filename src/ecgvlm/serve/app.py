@@ -250,7 +250,12 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
 
     @app.get("/v1/examples")
     async def examples() -> dict:
-        return {"examples": [{"name": n, "url": f"/examples/{n}"} for n in examples_pkg.names()]}
+        return {
+            "examples": [
+                {"name": n, "title": examples_pkg.title(n), "url": f"/examples/{n}"}
+                for n in examples_pkg.names()
+            ]
+        }
 
     @app.get("/examples/{name}", include_in_schema=False)
     async def example(name: str) -> Response:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ class InterpretConfig:
 
     report_prompt: str = REPORT_PROMPT
     yesno_prompt: str = YESNO_PROMPT
-    codes: tuple[str, ...] = ()  # SCP codes to probe besides the superclasses; () = the model's default
+    codes: tuple[str, ...] | None = None  # SCP codes to probe besides the superclasses; None = synth's
     measurements: tuple[str, ...] = tuple(MEASUREMENTS)
     threshold: float = 0.5
     max_new_tokens: int = 96
@@ -130,14 +130,15 @@ class ECGInterpreter:
         self.processor = processor
         self.name = name
         self.warning: str | None = None  # shown to users, e.g. when serving an untrained model
-        self.config = config or InterpretConfig()
-        if not self.config.codes:
-            self.config.codes = _default_codes()
+        config = config or InterpretConfig()
+        if config.codes is None:
+            config = replace(config, codes=_default_codes())
+        self.config = config
         table = statements()
         unknown = [c for c in self.config.codes if c not in table]
         if unknown:
             raise ECGVLMError(f"unknown SCP codes to probe: {', '.join(unknown)}")
-        self._questions = self._build_questions()
+        self.questions = self._build_questions()
 
     @classmethod
     def from_pretrained(
@@ -154,8 +155,8 @@ class ECGInterpreter:
         interp = cls(model, processor, name, config)
         if untrained:
             interp.warning = (
-                "no fine-tuned model found (runs/demo/model): this is the untrained tiny base, so its "
-                "answers are noise. Run `ecgvlm demo` or pass --model."
+                "no fine-tuned model found (runs/demo/model): this is the tiny base model, never trained "
+                "on ECGs, so its answers are noise. Run `ecgvlm demo` or pass --model."
             )
         return interp
 
@@ -210,9 +211,8 @@ class ECGInterpreter:
         t0 = time.perf_counter()
         reports = self.chat(images, [cfg.report_prompt] * n, cfg.max_new_tokens)
         t1 = time.perf_counter()
-        # Every (image, question) pair in one flat batch: one prompt length per question, so the
-        # model helper's batching pads little.
-        q = self._questions
+        # Every (image, question) pair in one flat batch; the scorer encodes each image only once.
+        q = self.questions
         flat_imgs = [img for img in images for _ in q]
         flat_prompts = [prompt for _ in images for (_, _, _, prompt) in q]
         flat = self.yes_probabilities(flat_imgs, flat_prompts) if q else []

@@ -63,7 +63,7 @@ def decode_image(data: bytes, limits: Limits, name: str = "upload") -> Image.Ima
         raise UploadRejected(
             415,
             "unsupported_media_type",
-            f"{name}: not a PNG, JPEG or WebP image ({len(data)} bytes that no image decoder accepts)",
+            f"{name}: not a PNG, JPEG or WebP image ({len(data)} bytes of another or no format)",
         ) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise UploadRejected(400, "invalid_image", f"{name}: corrupt image header ({_short(e)})") from None
@@ -74,7 +74,7 @@ def decode_image(data: bytes, limits: Limits, name: str = "upload") -> Image.Ima
         raise _too_many_pixels(name, (w, h), limits)
     try:
         img.load()
-        rgb = img.convert("RGB")
+        rgb = to_rgb(img)
     except Image.DecompressionBombError:
         raise _too_many_pixels(name, (w, h), limits) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
@@ -82,6 +82,17 @@ def decode_image(data: bytes, limits: Limits, name: str = "upload") -> Image.Ima
             400, "invalid_image", f"{name}: the {img.format} data is truncated or corrupt ({_short(e)})"
         ) from None
     return rgb
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB on white paper: a transparent background must not turn black (traces would vanish)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        img = img.point(lambda v: v / 256).convert("L")  # 16-bit greyscale scans
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(paper, rgba).convert("RGB")
+    return img.convert("RGB")
 
 
 def _png_size(data: bytes) -> tuple[int, int] | None:

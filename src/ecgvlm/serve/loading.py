@@ -41,18 +41,26 @@ def tiny_base_dir(seed: int = TINY_SEED) -> Path:
     return target
 
 
+def shipped_base() -> Path | None:
+    """The pretrained tiny base inside the package (``ecgvlm pretrain-base``), if this build has one."""
+    from importlib import resources
+
+    path = Path(str(resources.files("ecgvlm.model").joinpath("tiny_base")))
+    return path if (path / "config.json").is_file() else None
+
+
 def resolve(model_dir: str | Path | None, adapter: str | Path | None) -> tuple[Path, Path | None]:
     """(base model folder, adapter folder or None) following the documented defaults.
 
-    No folder given: ``runs/demo/model`` (with its ``adapter/`` when there is one), else the
-    untrained tiny base built into the cache.
+    No folder given: ``runs/demo/model`` (with its ``adapter/`` when there is one), else the tiny
+    base shipped in the package, else a random tiny base built into the cache.
     """
     from ecgvlm.serve.interpreter import default_model_dir
 
     if model_dir is None:
         model_dir = default_model_dir()
         if model_dir is None:
-            return tiny_base_dir(), (Path(adapter) if adapter else None)
+            return shipped_base() or tiny_base_dir(), (Path(adapter) if adapter else None)
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ECGVLMError("model folder not found", model_dir)
@@ -66,12 +74,20 @@ def resolve(model_dir: str | Path | None, adapter: str | Path | None) -> tuple[P
 def load(
     model_dir: str | Path | None, adapter: str | Path | None, device: str | None
 ) -> tuple[Any, Any, str, bool]:
-    """(model in eval mode, processor, display name, whether it is the untrained fallback base)."""
-    from ecgvlm.model.load import load_model_and_processor
+    """(model in eval mode, processor, display name, whether it is a fallback base, not fine-tuned)."""
+    import torch
 
+    from ecgvlm.model.load import load_model_and_processor
+    from ecgvlm.serve.interpreter import default_model_dir
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     base, adapter_dir = resolve(model_dir, adapter)
     model, processor = load_model_and_processor(base, adapter=adapter_dir, device=device)
     model.eval()
-    name = base.name if adapter_dir is None else f"{base.name}+{adapter_dir.name}"
-    untrained = model_dir is None and adapter_dir is None and base.parent == cache_dir()
+    name = base.name if base.name != "model" else f"{base.parent.name}-model"  # runs/demo/model -> demo-model
+    if adapter_dir is not None:
+        name += "+lora"
+
+    untrained = model_dir is None and adapter_dir is None and default_model_dir() is None
     return model, processor, name, untrained

@@ -260,9 +260,10 @@ def delineate(signal: np.ndarray, fs: float) -> dict:
         ref = m[[L["II"], L["V1"]], p_on : p_off + 1].ravel()
         agree = 0
         for k in used:
-            s = xc[[L["II"], L["V1"]], k - pre + p_on : k - pre + p_off + 1] - xc[
-                [L["II"], L["V1"]], k - pre + on - _ms(12, fs)
-            ][:, None]
+            s = (
+                xc[[L["II"], L["V1"]], k - pre + p_on : k - pre + p_off + 1]
+                - xc[[L["II"], L["V1"]], k - pre + on - _ms(12, fs)][:, None]
+            )
             c = np.corrcoef(s.ravel(), ref)[0, 1]
             agree += bool(c > 0.6)
         if agree >= 0.7 * used.size:
@@ -290,11 +291,13 @@ def delineate(signal: np.ndarray, fs: float) -> dict:
     onsets = r + (on - pre)
     nonconducted = 0
     intervals = []
+    window = _ms(450, fs)
     for pk in pw:
         nxt = onsets[onsets > pk]
-        if nxt.size == 0 or nxt[0] - pk > _ms(450, fs):
-            if nxt.size or n - pk > _ms(450, fs):
-                nonconducted += 1
+        if nxt.size and nxt[0] - pk <= window:
+            continue  # conducted
+        if nxt.size or n - pk > window:  # a P near the record's end may conduct after it
+            nonconducted += 1
     for o in onsets:
         prev = pw[(pw < o - _ms(40, fs)) & (pw > o - _ms(1000, fs))]
         if prev.size:
@@ -345,14 +348,22 @@ def _sinus(d: dict, labels: set) -> bool:
 CRITERIA: dict[str, tuple[str, Criterion]] = {
     "NORM": (
         "QRS < 120, PR 110-220, HR 50-100, QTc < 460, |ST| < 0.1 mV",
-        lambda d, lb: d["qrs"] < 120 and 110 <= d.get("pr", 0) <= 220 and 50 <= d["hr"] <= 100
-        and d["qtc"] < 460 and max(abs(v) for v in d["st"].values()) < 0.1,
+        lambda d, lb: (
+            d["qrs"] < 120
+            and 110 <= d.get("pr", 0) <= 220
+            and 50 <= d["hr"] <= 100
+            and d["qtc"] < 460
+            and max(abs(v) for v in d["st"].values()) < 0.1
+        ),
     ),
     "SR": ("P waves before QRS (atrial P waves in AV block)", lambda d, lb: _sinus(d, lb)),
     "SBRAD": ("P waves and HR < 60", lambda d, lb: _sinus(d, lb) and d["hr"] < 60),
     "STACH": ("P waves and HR > 100", lambda d, lb: _sinus(d, lb) and d["hr"] > 100),
     "SARRH": ("P waves and RR range >= 120 ms", lambda d, lb: _sinus(d, lb) and d["rr_range"] >= 0.12),
-    "AFIB": ("no P waves and irregular RR (CV >= 0.08)", lambda d, lb: not d["p_present"] and d["rr_cv"] >= 0.08),
+    "AFIB": (
+        "no P waves and irregular RR (CV >= 0.08)",
+        lambda d, lb: not d["p_present"] and d["rr_cv"] >= 0.08,
+    ),
     "AFLT": (
         "periodic atrial waves, cycle 160-300 ms (10-30 Hz autocorrelation >= 0.45)",
         lambda d, lb: d["flutter_ac"] >= 0.45 and 160 <= d["flutter_period"] <= 300,
@@ -365,27 +376,51 @@ CRITERIA: dict[str, tuple[str, Criterion]] = {
         "non-conducted P, P-QRS interval range >= 80 ms, HR < 60",
         lambda d, lb: d["nonconducted_p"] >= 1 and d["p_qrs_range"] >= 80 and d["hr"] < 60,
     ),
-    "CLBBB": ("QRS >= 120 ms, V1 predominantly negative", lambda d, lb: d["qrs"] >= 120 and d["s_amp"]["V1"] > d["r_amp"]["V1"]),
-    "CRBBB": ("QRS >= 120 ms and terminal R' in V1", lambda d, lb: d["qrs"] >= 120 and d["v1_terminal_r"] >= 0.15),
-    "IRBBB": ("100 <= QRS < 120 ms and terminal r' in V1", lambda d, lb: 100 <= d["qrs"] < 120 and d["v1_terminal_r"] >= 0.1),
+    "CLBBB": (
+        "QRS >= 120 ms, V1 predominantly negative",
+        lambda d, lb: d["qrs"] >= 120 and d["s_amp"]["V1"] > d["r_amp"]["V1"],
+    ),
+    "CRBBB": (
+        "QRS >= 120 ms and terminal R' in V1",
+        lambda d, lb: d["qrs"] >= 120 and d["v1_terminal_r"] >= 0.15,
+    ),
+    "IRBBB": (
+        "100 <= QRS < 120 ms and terminal r' in V1",
+        lambda d, lb: 100 <= d["qrs"] < 120 and d["v1_terminal_r"] >= 0.1,
+    ),
     "LAFB": ("axis -90..-45 deg", lambda d, lb: -90 <= d["axis"] <= -45),
     "WPW": ("PR < 120 ms and QRS >= 110 ms", lambda d, lb: 0 < d.get("pr", 999) < 120 and d["qrs"] >= 110),
     "LVH": ("Sokolow-Lyon SV1 + max(RV5, RV6) >= 3.5 mV", lambda d, lb: d["sokolow"] >= 3.5),
-    "RVH": ("axis >= 90 deg and R/S > 1 in V1", lambda d, lb: d["axis"] >= 90 and d["r_amp"]["V1"] > d["s_amp"]["V1"]),
+    "RVH": (
+        "axis >= 90 deg and R/S > 1 in V1",
+        lambda d, lb: d["axis"] >= 90 and d["r_amp"]["V1"] > d["s_amp"]["V1"],
+    ),
     "LAO/LAE": (
         "P >= 120 ms or terminal P in V1 <= -0.1 mV",
         lambda d, lb: d.get("p_dur", 0) >= 120 or d.get("p_v1_min", 0) <= -0.1,
     ),
-    "IMI": ("Q >= 30 ms and >= 0.1 mV in >= 2 of II, III, aVF", lambda d, lb: _q_count(d, ("II", "III", "aVF")) >= 2),
+    "IMI": (
+        "Q >= 30 ms and >= 0.1 mV in >= 2 of II, III, aVF",
+        lambda d, lb: _q_count(d, ("II", "III", "aVF")) >= 2,
+    ),
     "ILMI": (
         "Q in >= 2 of II, III, aVF and >= 1 of I, aVL, V5, V6",
         lambda d, lb: _q_count(d, ("II", "III", "aVF")) >= 2 and _q_count(d, ("I", "aVL", "V5", "V6")) >= 1,
     ),
     "ASMI": ("Q/QS >= 30 ms in >= 2 of V1-V3", lambda d, lb: _q_count(d, ("V1", "V2", "V3")) >= 2),
     "AMI": ("Q/QS >= 30 ms in >= 2 of V2-V4", lambda d, lb: _q_count(d, ("V2", "V3", "V4")) >= 2),
-    "INJAS": ("ST(J+60) >= 0.1 mV in >= 2 of V1-V4", lambda d, lb: _n(d, "st", ("V1", "V2", "V3", "V4"), lambda v: v >= 0.1) >= 2),
-    "INJIN": ("ST(J+60) >= 0.1 mV in >= 2 of II, III, aVF", lambda d, lb: _n(d, "st", ("II", "III", "aVF"), lambda v: v >= 0.1) >= 2),
-    "ISC_": ("ST depression >= 0.1 mV in >= 2 leads (not aVR)", lambda d, lb: _n(d, "st", _NOT_AVR, lambda v: v <= -0.1) >= 2),
+    "INJAS": (
+        "ST(J+60) >= 0.1 mV in >= 2 of V1-V4",
+        lambda d, lb: _n(d, "st", ("V1", "V2", "V3", "V4"), lambda v: v >= 0.1) >= 2,
+    ),
+    "INJIN": (
+        "ST(J+60) >= 0.1 mV in >= 2 of II, III, aVF",
+        lambda d, lb: _n(d, "st", ("II", "III", "aVF"), lambda v: v >= 0.1) >= 2,
+    ),
+    "ISC_": (
+        "ST depression >= 0.1 mV in >= 2 leads (not aVR)",
+        lambda d, lb: _n(d, "st", _NOT_AVR, lambda v: v <= -0.1) >= 2,
+    ),
     "ISCAL": (
         "T <= -0.1 mV in >= 3 of I, aVL, V2-V6",
         lambda d, lb: _n(d, "t_amp", ("I", "aVL", "V2", "V3", "V4", "V5", "V6"), lambda v: v <= -0.1) >= 3,
@@ -416,7 +451,13 @@ def validate_labels(records: Iterable[ECGRecord]) -> list[dict]:
             counts[code][0] += 1
             counts[code][1] += check(code, d, labels)
     return [
-        {"code": c, "n": n, "passed": k, "pass_rate": (k / n if n else float("nan")), "criterion": CRITERIA[c][0]}
+        {
+            "code": c,
+            "n": n,
+            "passed": k,
+            "pass_rate": (k / n if n else float("nan")),
+            "criterion": CRITERIA[c][0],
+        }
         for c, (n, k) in counts.items()
     ]
 
@@ -436,7 +477,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=600, help="records drawn from the label prior")
-    ap.add_argument("--per-condition", type=int, default=20, help="extra records per statement, asked by name")
+    ap.add_argument(
+        "--per-condition", type=int, default=20, help="extra records per statement, asked by name"
+    )
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
     jobs = [(i, None) for i in range(args.n)]

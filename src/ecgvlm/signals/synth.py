@@ -188,19 +188,34 @@ def _atrial_wave(kind: str, info: dict, rng: np.random.Generator, n: int, fs: fl
 
 
 def _noise(rng: np.random.Generator, n: int, fs: float, resp: tuple[float, float]) -> np.ndarray:
-    """Noise on the 8 independent leads (mV): baseline wander, mains hum, muscle."""
+    """Noise on the 8 independent leads (mV): baseline wander, mains hum, muscle.
+
+    The sinusoids (respiration, two slow drifts, mains) share one sin/cos basis; each lead mixes
+    it with its own amplitudes and phases, so the whole thing is one small matrix product.
+    """
     t = np.arange(n) / fs
     resp_f, resp_ph = resp
-    coupling = rng.uniform(0.3, 1.0, (8, 1))
-    wander = rng.uniform(0.0, 0.1) * coupling * np.sin(2 * math.pi * resp_f * t + resp_ph)[None, :]
-    for _ in range(2):
-        f = rng.uniform(0.05, 0.4)
-        wander = wander + rng.uniform(0, 0.06, (8, 1)) * np.sin(2 * math.pi * f * t + rng.uniform(0, 6.3, (8, 1)))
     mains_f = 50.0 if rng.random() < 0.5 else 60.0
-    hum = rng.uniform(0.0, 0.02) * rng.uniform(0.2, 1.0, (8, 1))
-    hum = hum * np.sin(2 * math.pi * mains_f * t[None, :] + rng.uniform(0, 0.5, (8, 1)))
-    emg = rng.uniform(0.002, 0.01) * rng.uniform(0.5, 1.0, (8, 1)) * rng.standard_normal((8, n))
-    return wander + hum + emg
+    freqs = np.array([resp_f, rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.4), mains_f])
+    amps = np.stack(
+        [
+            rng.uniform(0.0, 0.1) * rng.uniform(0.3, 1.0, 8),
+            rng.uniform(0, 0.06, 8),
+            rng.uniform(0, 0.06, 8),
+            rng.uniform(0.0, 0.02) * rng.uniform(0.2, 1.0, 8),
+        ],
+        axis=1,
+    )  # (8 leads, 4 sinusoids)
+    phases = np.stack(
+        [np.full(8, resp_ph), rng.uniform(0, 6.3, 8), rng.uniform(0, 6.3, 8), rng.uniform(0, 0.5, 8)], 1
+    )
+    w = 2 * math.pi * freqs[:, None] * t[None, :]
+    basis = np.concatenate([np.sin(w), np.cos(w)])  # sin(w + p) = sin w cos p + cos w sin p
+    out = np.concatenate([amps * np.cos(phases), amps * np.sin(phases)], axis=1) @ basis
+    emg = rng.standard_normal((8, n), dtype=np.float32)
+    emg *= (rng.uniform(0.002, 0.01) * rng.uniform(0.5, 1.0, (8, 1))).astype(np.float32)
+    out += emg
+    return out
 
 
 def _patient(codes: set[str], rng: np.random.Generator) -> tuple[int, str, float]:

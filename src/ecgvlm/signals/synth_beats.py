@@ -57,7 +57,9 @@ def _qtc(codes: set[str], rng: np.random.Generator) -> float:
     return rng.uniform(385, 430)
 
 
-def _build(codes: set[str], rng: np.random.Generator, rr: float, amp: float) -> tuple[list[Lobe], float, float]:
+def _build(
+    codes: set[str], rng: np.random.Generator, rr: float, amp: float
+) -> tuple[list[Lobe], float, float]:
     """One draw of the dominant beat: (lobes, qrs ms, qt ms)."""
     qt = _qtc(codes, rng) * math.sqrt(rr)
     a_t = rng.uniform(1.0, 1.6)
@@ -229,7 +231,9 @@ def _check(codes: set[str], t12: np.ndarray, a: int, qd: float, t_c: float, fs: 
     return True
 
 
-def ventricular_morph(codes: set[str], rng: np.random.Generator, rr: float, amp: float, fs: float) -> Ventricular:
+def ventricular_morph(
+    codes: set[str], rng: np.random.Generator, rr: float, amp: float, fs: float
+) -> Ventricular:
     """The dominant QRS-ST-T for ``codes`` at mean RR ``rr`` (s), verified on its template."""
     for _ in range(60):
         lobes, qd, qt = _build(codes, rng, rr, amp)
@@ -263,7 +267,9 @@ def ventricular_morph(codes: set[str], rng: np.random.Generator, rr: float, amp:
     return Ventricular(lobes, qd, qt, tpl, axis)
 
 
-def pvc_morph(rng: np.random.Generator, amp: float, qt: float, fs: float, lv_origin: bool = False) -> Template:
+def pvc_morph(
+    rng: np.random.Generator, amp: float, qt: float, fs: float, lv_origin: bool = False
+) -> Template:
     """Premature ventricular beat; ``lv_origin`` forces an RBBB-like shape (unlike an LBBB rhythm)."""
     qd = rng.uniform(140, 175)
     lobes = pvc_qrs(qd, amp * rng.uniform(1.0, 1.4), rng, lv_origin)
@@ -273,7 +279,9 @@ def pvc_morph(rng: np.random.Generator, amp: float, qt: float, fs: float, lv_ori
     return make_template(lobes, fs)
 
 
-def escape_morph(rng: np.random.Generator, amp: float, rr: float, fs: float) -> tuple[Template, float, float, float]:
+def escape_morph(
+    rng: np.random.Generator, amp: float, rr: float, fs: float
+) -> tuple[Template, float, float, float]:
     """Wide ventricular escape beat for complete AV block: (template, qrs, qt, axis)."""
     qd = rng.uniform(135, 165)
     qt = rng.uniform(430, 470) * math.sqrt(rr)
@@ -289,7 +297,9 @@ def escape_morph(rng: np.random.Generator, amp: float, rr: float, fs: float) -> 
     return tpl, qd, qt, net_axis(t12, tpl.anchor, tpl.anchor + round(qd * fs / 1000.0))
 
 
-def atrial_morph(rng: np.random.Generator, lae: bool, fs: float, pd_max: float = 1e9) -> tuple[Template, float]:
+def atrial_morph(
+    rng: np.random.Generator, lae: bool, fs: float, pd_max: float = 1e9
+) -> tuple[Template, float]:
     """Sinus P template (anchor P onset) and its duration; LAE redrawn until V1 shows it."""
     for _ in range(30):
         lobes, pd = p_wave(rng, lae, pd_max=pd_max)

@@ -168,6 +168,36 @@ def causal_lm_loss(model, batch: dict, label_logits_only: bool = True) -> torch.
     return F.cross_entropy(logits.float(), target[target != IGNORE])
 
 
+@torch.no_grad()
+def evaluate_loss(
+    model, data, collate, batch_size: int, device, precision: str, label_logits_only: bool
+) -> float:
+    """Mean per-batch answer loss over a dataset, in file order (dropout off)."""
+    was_training = model.training
+    model.eval()
+    losses = []
+    for i in range(0, len(data), batch_size):
+        batch = {
+            k: v.to(device)
+            for k, v in collate([data[j] for j in range(i, min(i + batch_size, len(data)))]).items()
+        }
+        if precision == "bf16":
+            batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            losses.append(float(causal_lm_loss(model, batch, label_logits_only)))
+    model.train(was_training)
+    return sum(losses) / max(1, len(losses))
+
+
+def peak_memory_gib() -> float:
+    """Peak accelerator memory (GPU) or the process's peak RSS (CPU), GiB."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 # ---------------------------------------------------------------- the recipe
 def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     """Run the recipe; returns the output folder (adapter or partial weights + processor + config + log)."""
@@ -175,7 +205,7 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     from tqdm.auto import tqdm
 
     from ecgvlm.model.load import PARTIAL_WEIGHTS, load_processor
-    from ecgvlm.model.tuning import LoraSettings, apply_tuning, describe_trainable
+    from ecgvlm.model.tuning import LoraSettings, apply_tuning, describe_trainable, trainable_summary
     from ecgvlm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
     from ecgvlm.train.data import Collator, InstructDataset, epoch_batches
 
@@ -211,6 +241,7 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         model, cfg.tuning, LoraSettings(cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout), cfg.lora.target_regex
     )
     summary = describe_trainable(model, cfg.tuning)
+    n_trainable, n_total = trainable_summary(model)
     accelerator.print(summary)
     if cfg.train.gradient_checkpointing:
         enable_checkpointing(model, cfg.train.checkpoint_every_n_layers)
@@ -328,6 +359,23 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
             position["batch"] = 0
     bar.close()
     wall = time.perf_counter() - t0
+    val_loss = None
+    if cfg.data.val:
+        val = InstructDataset(
+            cfg.data.val, processor.tokenizer, cfg.data.max_len, cfg.data.sources, cfg.data.image_root
+        )
+        val_loss = evaluate_loss(
+            model,
+            val,
+            collate,
+            cfg.train.batch_size,
+            accelerator.device,
+            precision,
+            cfg.train.label_logits_only,
+        )
+        accelerator.print(f"validation loss {val_loss:.4f}")
+        if writer:
+            writer.add_scalar("val/loss", val_loss, position["step"])
 
     # ---- save
     if accelerator.is_main_process:
@@ -361,7 +409,11 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
             out / "train_summary.json",
             {
                 "trainable": summary,
+                "trainable_params": n_trainable,
+                "total_params": n_total,
                 "engine": str(accelerator.distributed_type),
+                "peak_mem_gib": round(peak_memory_gib(), 3),
+                "val_loss": val_loss,
                 "steps": position["step"],
                 "wall_s": round(wall, 2),
                 "samples_per_s": round(seen / wall, 3) if wall > 0 else None,

@@ -75,6 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--bootstrap", type=int, default=1000, help="strict mode bootstrap resamples")
     parser.add_argument("--plot-metric", help="metric column of the plots, e.g. ptbxl-super/strict/auc")
+    parser.add_argument(
+        "--launcher",
+        help='command that starts each training, e.g. "accelerate launch --num_processes 4" (default: python)',
+    )
     parser.add_argument("--device", default="auto", help="evaluation device (default: cuda if present)")
     parser.add_argument(
         "--dry-run", action="store_true", help="check everything, list the points, run nothing"
@@ -187,18 +191,22 @@ def shared_base(out: Path, cfg) -> str | None:
 
 
 # ---------------------------------------------------------------- one point
-def train_stage(pdir: Path, config: str, overrides: list[str]) -> dict:
+def train_stage(pdir: Path, config: str, overrides: list[str], launcher: str | None = None) -> dict:
     """Train in a child process (its own peak memory); returns the cost record it wrote."""
+    import shlex
+
     from ecgvlm.io import atomic_write_json
 
     cost_file = pdir / "train_cost.json"
     if not cost_file.is_file():
         spec_file = pdir / "train_spec.json"
+        # under a launcher the worker's parent is the launcher, so no parent-death check
+        parent = None if launcher else os.getpid()
         atomic_write_json(
-            spec_file,
-            {"config": config, "overrides": overrides, "cost": str(cost_file), "parent": os.getpid()},
+            spec_file, {"config": config, "overrides": overrides, "cost": str(cost_file), "parent": parent}
         )
-        rc = subprocess.run([sys.executable, "-m", "ecgvlm.train.sweep_point", str(spec_file)]).returncode
+        start = shlex.split(launcher) if launcher else [sys.executable]
+        rc = subprocess.run([*start, "-m", "ecgvlm.train.sweep_point", str(spec_file)]).returncode
         if rc != 0 or not cost_file.is_file():
             raise ECGVLMError(
                 f"training failed (exit status {rc}; its output is above); rerun to resume", pdir
@@ -262,7 +270,9 @@ def score_stage(pdir: Path, spec: dict, val_predictions: Path | None) -> list[st
     return lines
 
 
-def run_point(out: Path, point, spec: dict, device: str, index: int, total: int) -> None:
+def run_point(
+    out: Path, point, spec: dict, device: str, index: int, total: int, launcher: str | None = None
+) -> None:
     from ecgvlm.io import atomic_write_json
     from ecgvlm.train.config import load_config
 
@@ -280,7 +290,7 @@ def run_point(out: Path, point, spec: dict, device: str, index: int, total: int)
     resumed = (pdir / "train_spec.json").is_file()
     log(out, f"{tag}: {'resume' if resumed else 'start'} ({' '.join(point.overrides)})")
 
-    cost = train_stage(pdir, spec["config"], overrides)
+    cost = train_stage(pdir, spec["config"], overrides, launcher)
     log(out, f"{tag}: trained in {cost['wall_s']:.1f} s, {cost['trainable_params']:,} trainable params")
     t0 = time.perf_counter()
     val_pred = None
@@ -343,7 +353,7 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     log(out, f"run: {len(points)} points in {out}")
     for i, p in enumerate(points, 1):
-        run_point(out, p, spec, device if device != "auto" else _auto_device(), i, len(points))
+        run_point(out, p, spec, device if device != "auto" else _auto_device(), i, len(points), args.launcher)
     result = write_results(out, args.plot_metric)
     log(out, f"all {len(points)} points finished; this run took {time.perf_counter() - t0:.1f} s")
     print(result["markdown"])

@@ -94,7 +94,8 @@ def run(spec: dict) -> dict:
         "steps": summary.get("steps"),
         "final_loss": summary.get("final_loss"),
     }
-    atomic_write_json(spec["cost"], cost)
+    if os.environ.get("RANK", "0") == "0":  # under accelerate launch: rank 0 reports (its own GPU's peak)
+        atomic_write_json(spec["cost"], cost)
     return cost
 
 

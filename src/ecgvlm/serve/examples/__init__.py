@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from importlib import resources
 
+TITLES = {
+    "normal-sinus-rhythm.png": "Normal sinus rhythm",
+    "atrial-fibrillation.png": "Atrial fibrillation",
+    "inferior-mi.png": "Inferior MI",
+    "left-bundle-branch-block.png": "Left bundle branch block",
+    "lvh.png": "LVH",
+}
+
+
+def title(name: str) -> str:
+    return TITLES.get(name) or name.removesuffix(".png").replace("-", " ").capitalize()
+
 
 def names() -> list[str]:
     folder = resources.files(__name__)
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".png"))
+    found = {p.name for p in folder.iterdir() if p.name.endswith(".png")}
+    return [n for n in TITLES if n in found] + sorted(found - set(TITLES))
 
 
 def read(name: str | None = None) -> bytes:

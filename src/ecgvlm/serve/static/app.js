@@ -64,7 +64,7 @@ async function loadExamples() {
     const { examples } = await r.json();
     const list = $("example-list");
     for (const ex of examples) {
-      const label = ex.name.replace(/\.png$/, "").replace(/[-_]/g, " ");
+      const label = ex.title || ex.name.replace(/\.png$/, "").replace(/[-_]/g, " ");
       const b = el("button", { class: "example-btn", type: "button", text: label, "data-name": ex.name });
       b.addEventListener("click", async () => {
         const blob = await (await fetch(ex.url)).blob();
