@@ -72,7 +72,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model", default=None, help="model folder (default: the tiny base, built into the cache)"
+        "--model",
+        default=None,
+        help="model folder (default: the tiny base: shipped, else built into the cache)",
     )
     parser.add_argument("--clients", default="1,4,16", help="concurrency levels")
     parser.add_argument("--requests", type=int, default=24, help="most requests per point")
@@ -87,10 +89,10 @@ def main() -> int:
     from ecgvlm.serve import examples
     from ecgvlm.serve.app import ServeConfig, create_app
     from ecgvlm.serve.interpreter import ECGInterpreter, InterpretConfig
-    from ecgvlm.serve.loading import tiny_base_dir
+    from ecgvlm.serve.loading import shipped_base, tiny_base_dir
     from ecgvlm.serve.local import running_server
 
-    model_dir = args.model or tiny_base_dir()
+    model_dir = args.model or shipped_base() or tiny_base_dir()
     config = (
         None
         if args.full

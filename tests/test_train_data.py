@@ -164,3 +164,29 @@ def test_config_overrides(tmp_path):
     assert json.loads(Path(paper.deepspeed).read_text())["zero_optimization"]["stage"] == 2
     with pytest.raises(ECGVLMError, match="unknown key"):
         load_config(REPO / "configs/tiny_cpu.yaml", ["lora.rank=16"])
+
+
+def test_multi_tile_batching(proc):
+    """A 4-tile processor: a wide page fills 2 tiles, a square one 1; masks follow each image."""
+    from PIL import Image
+
+    proc.image_processor.max_image_tiles = 4
+    try:
+        tok = proc.tokenizer
+        msgs = [{"role": "user", "content": "<image>\nQ"}, {"role": "assistant", "content": "A"}]
+        ids, labels = encode_messages(tok, messages_of({"conversations": msgs}))
+        items = [
+            {"input_ids": ids, "labels": labels, "image": Image.new("RGB", (448, 224), "white")},
+            {"input_ids": ids[:-1], "labels": labels[:-1], "image": Image.new("RGB", (224, 224), "white")},
+        ]
+        batch = Collator(proc)(items)
+    finally:
+        proc.image_processor.max_image_tiles = 1
+    assert batch["pixel_values"].shape == (2, 1, 4, 3, 224, 224)
+    assert batch["aspect_ratio_mask"].tolist() == [[[1, 1, 0, 0]], [[1, 0, 0, 0]]]
+    cross = batch["cross_attention_mask"]
+    assert cross.shape[-2:] == (1, 4)
+    pos = ids.index(tok.convert_tokens_to_ids("<|image|>"))
+    assert cross[0, pos : len(ids), 0].tolist() == [[1, 1, 0, 0]] * (len(ids) - pos)
+    assert cross[1, pos : len(ids) - 1, 0].tolist() == [[1, 0, 0, 0]] * (len(ids) - 1 - pos)
+    assert cross[1, len(ids) - 1 :].sum() == 0

@@ -37,6 +37,7 @@ def _overrides(base, data, out, **kw):
     items = {
         "model.path": str(base),
         "data.train": str(data),
+        "data.val": "null",
         "output_dir": str(out),
         "train.batch_size": 4,
         "train.threads": 1,
@@ -165,6 +166,11 @@ def test_partial_trains_exactly_projector_and_cross_attention(setup, tmp_path):
     assert any("multi_modal_projector" in n for n in changed) and any(
         ".layers.3.cross_attn" in n for n in changed
     )
+    from ecgvlm.train.merge import merge
+
+    merged = load_model(merge(None, out, tmp_path / "merged"))
+    m = dict(merged.named_parameters())
+    assert all(torch.equal(p, m[n]) for n, p in a.items())
 
 
 def _free_port() -> int:

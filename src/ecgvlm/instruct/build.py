@@ -312,7 +312,21 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(cfg: BuildConfig, out: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if mp.current_process().name != "MainProcess":
+        _die_with_parent()
     _WORKER["cfg"], _WORKER["out"] = cfg, Path(out)
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGKILL when the build process dies, instead of finishing its record
+    as an orphan (harmless, units are atomic, but it looks like the kill did not work)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def unit_path(out: Path, key: str) -> Path:

@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # bit-reproducible MKL kernels (before torch loads)
     from ecgvlm.errors import ECGVLMError
     from ecgvlm.model.pretrain import PretrainConfig, pretrain
 

@@ -116,6 +116,9 @@ def decay_start(total: int, decay_frac: float) -> int:
 
 
 def _setup_torch(cfg: PretrainConfig):
+    # MKL picks kernels by memory alignment unless told not to: the same run twice could differ in
+    # the last bits. This must be set before MKL's first call (the CLI sets it before importing torch).
+    os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
     import torch
 
     torch.set_num_threads(cfg.threads)

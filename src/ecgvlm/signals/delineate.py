@@ -53,13 +53,22 @@ def _ms(v: float, fs: float) -> int:
     return int(round(v * fs / 1000.0))
 
 
-def detect_beats(x: np.ndarray, fs: float) -> np.ndarray:
-    """QRS fiducials (sample indices) from the spatial slope of 8-30 Hz band-passed leads."""
-    sos = butter(2, [8.0, min(30.0, 0.45 * fs)], btype="band", fs=fs, output="sos")
+def _envelope(x: np.ndarray, fs: float, lo: float, hi: float) -> np.ndarray:
+    sos = butter(2, [lo, min(hi, 0.45 * fs)], btype="band", fs=fs, output="sos")
     bp = sosfiltfilt(sos, x[_INDEP], axis=-1)
-    e = np.sqrt((np.diff(bp, axis=-1) ** 2).sum(axis=0))  # linear, so broad PVCs are not lost
     w = max(1, _ms(80, fs))
-    env = np.convolve(e, np.ones(w) / w, mode="same")
+    return np.convolve(np.sqrt((bp**2).sum(axis=0)), np.ones(w) / w, mode="same")
+
+
+def detect_beats(x: np.ndarray, fs: float) -> np.ndarray:
+    """QRS fiducials (sample indices): peaks of the spatial magnitude of the 4-25 Hz band.
+
+    The band's amplitude (not its slope) keeps broad PVCs as tall as narrow beats; a peak close
+    after a beat whose 8-25 Hz content is small is that beat's T wave (T waves carry little
+    energy above 8 Hz, QRS complexes and PVCs do).
+    """
+    env = _envelope(x, fs, 4.0, 25.0)
+    high = _envelope(x, fs, 8.0, 25.0)
     peaks, props = find_peaks(env, distance=_ms(250, fs), height=0)
     if peaks.size == 0:
         return peaks
@@ -67,7 +76,14 @@ def detect_beats(x: np.ndarray, fs: float) -> np.ndarray:
     # the k-th largest peak is a QRS even at 30 bpm, and an ordinary one even with two big PVCs
     k = min(heights.size, max(3, int(0.35 * x.shape[1] / fs)))
     ref = np.sort(heights)[-k]
-    return peaks[heights >= 0.25 * ref]
+    ref_high = np.sort(high[peaks])[-k]
+    keep = heights >= 0.35 * ref
+    out: list[int] = []
+    for p in peaks[keep]:
+        if out and p - out[-1] < _ms(700, fs) and high[p] < 0.25 * ref_high:
+            continue
+        out.append(int(p))
+    return np.array(out, dtype=int)
 
 
 def _baseline(x: np.ndarray, knots: np.ndarray, fs: float) -> np.ndarray:
@@ -229,7 +245,7 @@ def delineate(signal: np.ndarray, fs: float) -> dict:
     med_rr = float(np.median(rr))
     rr_prev = {int(k): (k - r[i - 1]) / fs for i, k in enumerate(r) if i > 0}
     premature_same = [k for k, c in zip(inner, corr) if c >= 0.85 and rr_prev.get(int(k), 9) < 0.85 * med_rr]
-    premature_diff = [k for k, c in zip(inner, corr) if c < 0.75 and rr_prev.get(int(k), 9) < 0.9 * med_rr]
+    premature_diff = [k for k, c in zip(inner, corr) if c < 0.85 and rr_prev.get(int(k), 9) < 0.9 * med_rr]
     out["premature_narrow"] = len(premature_same)
     out["premature_wide"] = len(premature_diff)
 
@@ -369,7 +385,7 @@ CRITERIA: dict[str, tuple[str, Criterion]] = {
         lambda d, lb: d["flutter_ac"] >= 0.45 and 160 <= d["flutter_period"] <= 300,
     ),
     "PAC": ("premature beat (RR < 0.85 median) with dominant QRS", lambda d, lb: d["premature_narrow"] >= 1),
-    "PVC": ("premature beat with different QRS (corr < 0.75)", lambda d, lb: d["premature_wide"] >= 1),
+    "PVC": ("premature beat (RR < 0.9 median) whose QRS differs (corr < 0.85)", lambda d, lb: d["premature_wide"] >= 1),
     "1AVB": ("PR > 200 ms", lambda d, lb: d.get("pr", 0) > 200),
     "2AVB": ("P wave(s) not followed by a QRS", lambda d, lb: d["nonconducted_p"] >= 1),
     "3AVB": (

@@ -250,7 +250,7 @@ def synthesize_record(
         vm = ventricular_morph(codes, rng, rr_mean, amp, fs)
         dom, qrs, qt, axis = vm.template, vm.qrs, vm.qt, vm.axis
     pac_tpl = ectopic_p(rng, fs) if "PAC" in codes else None
-    pvc_tpl = pvc_morph(rng, amp, qt, fs, lv_origin="CLBBB" in codes) if "PVC" in codes else None
+    pvc_tpl = pvc_morph(rng, amp, qt, fs, dom, lv_origin="CLBBB" in codes) if "PVC" in codes else None
 
     beats = _Beats(n, fs)
     resp_f, resp_ph = info["resp"]

@@ -268,11 +268,16 @@ def ventricular_morph(
 
 
 def pvc_morph(
-    rng: np.random.Generator, amp: float, qt: float, fs: float, lv_origin: bool = False
+    rng: np.random.Generator, amp: float, qt: float, fs: float, dominant: Template, lv_origin: bool = False
 ) -> Template:
-    """Premature ventricular beat; ``lv_origin`` forces an RBBB-like shape (unlike an LBBB rhythm)."""
+    """Premature ventricular beat, larger than the dominant QRS (as PVCs are); ``lv_origin``
+    forces an RBBB-like shape, unlike an LBBB rhythm."""
     qd = rng.uniform(140, 175)
-    lobes = pvc_qrs(qd, amp * rng.uniform(1.0, 1.4), rng, lv_origin)
+    lobes = pvc_qrs(qd, amp, rng, lv_origin)
+    size = np.linalg.norm(make_template(lobes, fs).dipole, axis=0).max()
+    target = rng.uniform(1.2, 1.6) * np.linalg.norm(dominant.dipole, axis=0).max()
+    for lb in lobes:
+        lb.vec = lb.vec * (target / size)
     mean = _unit(qrs_mean_vector(lobes))
     t = t_wave(qt + 40.0, -mean * rng.uniform(0.4, 0.6), rng)
     lobes += [t, st_lobe(qd, t, -mean * 0.1)]
@@ -285,7 +290,7 @@ def escape_morph(
     """Wide ventricular escape beat for complete AV block: (template, qrs, qt, axis)."""
     qd = rng.uniform(135, 165)
     qt = rng.uniform(430, 470) * math.sqrt(rr)
-    lobes = lbbb_qrs(qd, amp * 1.1, rng)
+    lobes = lbbb_qrs(qd, amp * 1.4, rng)
     r = rot_z(rng.uniform(-30, 40))
     for lb in lobes:
         lb.vec = r @ lb.vec

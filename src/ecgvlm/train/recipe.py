@@ -266,8 +266,10 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         if last is None:
             accelerator.print(f"no checkpoint in {ckpt_dir}; starting from step 0")
         elif plugin is not None:
-            accelerator.load_state(str(last / "accelerate"))
-            position = json.loads((last / "state.json").read_text())["position"]
+            accelerator.load_state(str(last / "accelerate"))  # our own files: DeepSpeed's format
+            state = json.loads((last / "state.json").read_text())
+            position = state["position"]
+            scheduler.load_state_dict(state["scheduler"])
             log = json.loads((last / "log.json").read_text())
         else:
             position, log = load_checkpoint(last, accelerator.unwrap_model(model), optimizer, scheduler)
@@ -286,7 +288,11 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
             tmp = ckpt_dir / f".{final.name}.tmp"
             accelerator.save_state(str(tmp / "accelerate"))
             if accelerator.is_main_process:
-                atomic_write_json(tmp / "state.json", {"position": position}, indent=None)
+                atomic_write_json(
+                    tmp / "state.json",
+                    {"position": position, "scheduler": scheduler.state_dict()},
+                    indent=None,
+                )
                 atomic_write_json(tmp / "log.json", log, indent=None)
                 shutil.rmtree(final, ignore_errors=True)
                 os.replace(tmp, final)

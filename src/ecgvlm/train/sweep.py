@@ -129,8 +129,9 @@ def plan(args: argparse.Namespace) -> dict:
         benchmarks = [b for b in DEFAULT_BENCHMARKS if BENCHMARK_TASKS[b] in present]
         if not benchmarks:
             raise ECGVLMError(f"no rows for any of {', '.join(DEFAULT_BENCHMARKS)}; pass --benchmarks", test)
-    if args.val and not Path(args.val).is_file():
-        raise ECGVLMError("validation file not found", args.val)
+    tasks = sorted({BENCHMARK_TASKS[b] for b in benchmarks})
+    if args.val and not {row_task(r) for r in read_rows(args.val)} & set(tasks):
+        raise ECGVLMError(f"no rows of the tasks {', '.join(tasks)} in the validation file", args.val)
     if args.max_new_tokens < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise ECGVLMError("need --max-new-tokens >= 1, --batch-size >= 1, --limit >= 1")
 
@@ -143,7 +144,7 @@ def plan(args: argparse.Namespace) -> dict:
         "test": str(test.resolve()),
         "val": str(Path(args.val).resolve()) if args.val else None,
         "benchmarks": benchmarks,
-        "tasks": sorted({BENCHMARK_TASKS[b] for b in benchmarks}),
+        "tasks": tasks,
         "max_new_tokens": args.max_new_tokens,
         "batch_size": args.batch_size,
         "limit": args.limit,
