@@ -33,7 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-CONDITIONS = {"NORM": ["NORM"], "MI": ["IMI", "ASMI"], "STTC": ["ISC_", "ISCAL"], "CD": ["CLBBB", "CRBBB"], "HYP": ["LVH"]}
+CONDITIONS = {
+    "NORM": ["NORM"],
+    "MI": ["IMI", "ASMI"],
+    "STTC": ["ISC_", "ISCAL"],
+    "CD": ["CLBBB", "CRBBB"],
+    "HYP": ["LVH"],
+}
 CODES = ["NORM", "MI", "STTC", "CD", "HYP"]
 
 
@@ -55,7 +61,9 @@ def build_data(out: Path, n_train: int, n_test: int, seed: int) -> None:
             cond = CONDITIONS[cls][int(rng.integers(len(CONDITIONS[cls])))]
             rec = synthesize_record(20_000 + s, i, conditions=[cond])
             style = RenderStyle.sample(rng, dpi=40.0)
-            page = render(rec, layout="3x4+1", augment=["none", "light"][int(rng.integers(2))], seed=i, style=style)
+            page = render(
+                rec, layout="3x4+1", augment=["none", "light"][int(rng.integers(2))], seed=i, style=style
+            )
             rel = f"images/{split}-{i:05d}.png"
             page.image.save(out / rel)
             q = SUPERCLASS_Q[int(rng.integers(len(SUPERCLASS_Q)))]
@@ -63,9 +71,16 @@ def build_data(out: Path, n_train: int, n_test: int, seed: int) -> None:
                 {
                     "id": f"{split}-{i:05d}",
                     "image": rel,
-                    "conversations": [{"from": "human", "value": "<image>\n" + q}, {"from": "gpt", "value": cls}],
-                    "metadata": {"subtask": "superclass", "type": "close", "source": "synth",
-                                 "gold": {"superclasses": [cls], "scp": {cond: 100.0}, "answer": cls}},
+                    "conversations": [
+                        {"from": "human", "value": "<image>\n" + q},
+                        {"from": "gpt", "value": cls},
+                    ],
+                    "metadata": {
+                        "subtask": "superclass",
+                        "type": "close",
+                        "source": "synth",
+                        "gold": {"superclasses": [cls], "scp": {cond: 100.0}, "answer": cls},
+                    },
                 }  # fmt: skip
             )
         atomic_write_json(out / f"{split}.json", rows)
@@ -140,7 +155,10 @@ def train(model, processor, data, steps: int, lr: float, bs: int, seed: int, lab
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+        opt,
+        lambda s: (
+            (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+        ),
     )
     g = torch.Generator().manual_seed(seed)
     order: list[int] = []
@@ -158,7 +176,10 @@ def train(model, processor, data, steps: int, lr: float, bs: int, seed: int, lab
         opt.step()
         sched.step()
         if step % 100 == 0 or step == steps - 1:
-            print(f"  [{label}] step {step + 1}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
+            print(
+                f"  [{label}] step {step + 1}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)",
+                flush=True,
+            )
     return model, (time.time() - t0) / max(1, steps)
 
 
@@ -176,10 +197,14 @@ def main() -> int:
     ap.add_argument("--n-train", type=int, default=3000)
     ap.add_argument("--n-test", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps-lora", type=int, default=None, help="default: what --minutes allows at --sps-lora")
+    ap.add_argument(
+        "--steps-lora", type=int, default=None, help="default: what --minutes allows at --sps-lora"
+    )
     ap.add_argument("--steps-full", type=int, default=None)
     ap.add_argument("--minutes", type=float, default=15.0)
-    ap.add_argument("--sps-lora", type=float, default=0.70, help="idle-machine s/step of LoRA (bs 8, 1 thread)")
+    ap.add_argument(
+        "--sps-lora", type=float, default=0.70, help="idle-machine s/step of LoRA (bs 8, 1 thread)"
+    )
     ap.add_argument("--sps-full", type=float, default=0.45, help="idle-machine s/step of full FT")
     ap.add_argument("--lr-lora", type=float, default=1e-3)
     ap.add_argument("--lr-full", type=float, default=5e-4)
@@ -217,11 +242,15 @@ def main() -> int:
                 model = apply_tuning(model, "paper", LoraSettings(r=64, alpha=128, dropout=0.05))
                 print(describe_trainable(model, "paper"), flush=True)
                 steps = args.steps_lora or int(args.minutes * 60 / args.sps_lora)
-                model, sps = train(model, proc, load_split(args.data, "train"), steps, args.lr_lora, args.bs, args.seed, run)
+                model, sps = train(
+                    model, proc, load_split(args.data, "train"), steps, args.lr_lora, args.bs, args.seed, run
+                )
                 row |= {"steps": steps, "lr": args.lr_lora, "s_per_step": round(sps, 3)}
             elif run == "full":
                 steps = args.steps_full or int(args.minutes * 60 / args.sps_full)
-                model, sps = train(model, proc, load_split(args.data, "train"), steps, args.lr_full, args.bs, args.seed, run)
+                model, sps = train(
+                    model, proc, load_split(args.data, "train"), steps, args.lr_full, args.bs, args.seed, run
+                )
                 row |= {"steps": steps, "lr": args.lr_full, "s_per_step": round(sps, 3)}
             row |= score(model, proc, *test)
         row["wall_s"] = round(time.time() - t, 1)
@@ -237,7 +266,9 @@ def print_table(results: Path) -> None:
         print("no results yet")
         return
     rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
-    head = f"| {'base':<10} | {'run':<5} | {'steps':>5} | " + " | ".join(f"{c:>5}" for c in CODES) + " | macro |"
+    head = (
+        f"| {'base':<10} | {'run':<5} | {'steps':>5} | " + " | ".join(f"{c:>5}" for c in CODES) + " | macro |"
+    )
     print(head)
     print("|" + "---|" * (len(CODES) + 4))
     for r in rows:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -237,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="ecgvlm row: checkpoint every n-th layer (default 2 on the 11B, 1 on tiny)",
     )
+    ap.add_argument("--row", choices=["both", "hf-peft", "ecgvlm"], default="both")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON (used for per-row processes)")
     args = ap.parse_args(argv)
     if args.mode == "11b-random" and not torch.cuda.is_available():
         print(
@@ -244,15 +248,47 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    res = run(
-        args.mode,
-        args.steps,
-        args.warmup,
-        args.batch_size,
-        args.text_len,
-        checkpointing=not args.no_checkpointing,
-        every_n_layers=args.every_n_layers or (2 if args.mode == "11b-random" else 1),
-    )
+    every = args.every_n_layers or (2 if args.mode == "11b-random" else 1)
+    if args.mode == "tiny" and args.row == "both":
+        # a CPU has no per-row peak counter (RSS only rises): one process per row
+        res = []
+        for row in ("hf-peft", "ecgvlm"):
+            cmd = [
+                sys.executable,
+                __file__,
+                "--mode",
+                "tiny",
+                "--row",
+                row,
+                "--json",
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--batch-size",
+                str(args.batch_size),
+                "--every-n-layers",
+                str(every),
+            ]
+            cmd += ["--text-len", str(args.text_len)] if args.text_len else []
+            cmd += ["--no-checkpointing"] if args.no_checkpointing else []
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            res += json.loads(done.stdout.strip().splitlines()[-1])
+    else:
+        rows = ("hf-peft", "ecgvlm") if args.row == "both" else (args.row,)
+        res = run(
+            args.mode,
+            args.steps,
+            args.warmup,
+            args.batch_size,
+            args.text_len,
+            checkpointing=not args.no_checkpointing,
+            every_n_layers=every,
+            rows=rows,
+        )
+    if args.json:
+        print(json.dumps(res))
+        return 0
     print(
         f"mode {args.mode}, batch {args.batch_size}, {args.steps} timed steps"
         + (f", paper figure {PAPER_SAMPLES_PER_S} samples/s on one H200" if args.mode == "11b-random" else "")

@@ -13,6 +13,7 @@ from ecgvlm.instruct.tasks import (
     MEASURE_Q,
     REPORT_Q,
     SCP_Q,
+    SUPERCLASS_NAMES,
     SUPERCLASS_Q,
     TASKS,
     YESNO_Q,
@@ -61,7 +62,12 @@ def check_answer(qa, labels: dict[str, int], m: dict[str, float]) -> None:
         assert sum(c in labels for c in option_codes) == 1  # exactly one true option
         for i, c in enumerate(option_codes):
             assert f"{'ABCD'[i]}. {table[c].description[0].upper()}" in qa.question
+    elif qa.subtask == "yesno" and qa.gold["level"] == "superclass":
+        cond = qa.gold["condition"]
+        assert answer == ("yes" if cond in superclasses_of(labels) else "no")
+        assert SUPERCLASS_NAMES[cond] in qa.question
     elif qa.subtask == "yesno":
+        assert qa.gold["level"] == "scp"
         assert answer == ("yes" if qa.gold["condition"] in labels else "no")
         assert table[qa.gold["condition"]].description in qa.question
     elif qa.subtask == "measure":

@@ -53,3 +53,13 @@ def test_other_seed_gives_other_weights(tmp_path):
     w1 = load_file(str(tmp_path / "s1" / "model.safetensors"))
     name = next(k for k in w0 if "lm_head" in k)
     assert not (w0[name] == w1[name]).all()
+
+
+def test_lr_is_independent_of_the_step_count_until_the_decay():
+    from ecgvlm.model.pretrain import decay_start, lr_factor
+
+    for s in range(0, 600, 7):
+        assert lr_factor(s, 1000, 100, 0.25, 0.05) == lr_factor(s, 4000, 100, 0.25, 0.05)
+    assert decay_start(1000, 0.25) == 750
+    assert lr_factor(999, 1000, 100, 0.25, 0.05) < 0.06
+    assert lr_factor(50, 1000, 100, 0.25, 0.05) == 0.51

@@ -213,9 +213,16 @@ YESNO_Q = (
 def yesno_task(
     labels: dict[str, float], measurements: dict[str, float], rng: np.random.Generator
 ) -> QA | None:
+    """Half the questions name an SCP statement, half a diagnostic superclass.
+
+    The superclass half is the question that evaluation (ranking AUC from P(yes)) and the
+    interpreter ask, so a model trained on these rows has seen the exact probe.
+    """
     codes = known_codes(labels)
     if not codes:
         return None  # "no" would mean "not labelled", not "absent"
+    if rng.random() < 0.5:
+        return _superclass_yesno(labels, rng)
     table = statements()
     positive = bool(codes) and rng.random() < 0.5
     if positive:
@@ -227,7 +234,17 @@ def yesno_task(
         code = _pick(rng, near if near and rng.random() < 0.7 else absent)
     answer = "yes" if positive else "no"
     question = _pick(rng, YESNO_Q).format(d=table[code].description, c=code)
-    return QA("yesno", question, answer, {"answer": answer, "condition": code})
+    return QA("yesno", question, answer, {"answer": answer, "condition": code, "level": "scp"})
+
+
+def _superclass_yesno(labels: dict[str, float], rng: np.random.Generator) -> QA:
+    present = superclasses_of(known_codes(labels))
+    absent = [s for s in SUPERCLASSES if s not in present]
+    positive = bool(present) and (not absent or rng.random() < 0.5)
+    code = _pick(rng, present if positive else absent)
+    answer = "yes" if positive else "no"
+    question = _pick(rng, YESNO_Q).format(d=SUPERCLASS_NAMES[code], c=code)
+    return QA("yesno", question, answer, {"answer": answer, "condition": code, "level": "superclass"})
 
 
 # ---------------------------------------------------------------- measure

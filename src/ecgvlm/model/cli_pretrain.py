@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder (a fresh one, or the run to --resume)")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, default=None, help="optimizer steps (reproducible)")
-    budget.add_argument("--minutes", type=float, default=None, help="time budget; fixes --steps after 20 steps")
+    budget.add_argument(
+        "--minutes", type=float, default=None, help="time budget; fixes --steps after 20 steps"
+    )
     parser.add_argument("--device", default="cpu", help="cpu (bit-reproducible) or cuda")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/_work/checkpoints")
@@ -36,8 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--lr", type=float, default=d.lr, help="peak AdamW learning rate")
     parser.add_argument("--warmup", type=int, default=d.warmup)
-    parser.add_argument("--decay-frac", type=float, default=d.decay_frac, help="cosine decay over this last part")
-    parser.add_argument("--ecg-fraction", type=float, default=d.ecg_fraction, help="share of ECG-page examples")
+    parser.add_argument(
+        "--decay-frac", type=float, default=d.decay_frac, help="cosine decay over this last part"
+    )
+    parser.add_argument(
+        "--ecg-fraction", type=float, default=d.ecg_fraction, help="share of ECG-page examples"
+    )
     parser.add_argument("--record-pool", type=int, default=d.record_pool, help="distinct synthetic ECGs")
     parser.add_argument("--save-every", type=int, default=d.save_every)
     parser.add_argument("--threads", type=int, default=d.threads, help="torch threads (results depend on it)")

@@ -32,11 +32,24 @@ GEOMETRIES: dict[str, dict] = {
     "p336": {"vision": {"image_size": 336, "patch_size": 14}},
     # a few-second geometry for tests
     "micro": {
-        "vision": {"image_size": 56, "patch_size": 14, "hidden_size": 32, "num_hidden_layers": 2,
-                   "num_global_layers": 1, "attention_heads": 2, "intermediate_size": 64,
-                   "intermediate_layers_indices": [0]},
-        "text": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
-                 "intermediate_size": 128, "cross_attention_layers": [1]},
+        "vision": {
+            "image_size": 56,
+            "patch_size": 14,
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_global_layers": 1,
+            "attention_heads": 2,
+            "intermediate_size": 64,
+            "intermediate_layers_indices": [0],
+        },
+        "text": {
+            "hidden_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "intermediate_size": 128,
+            "cross_attention_layers": [1],
+        },
         "vocab_size": 1024,
     },  # fmt: skip
 }
@@ -82,7 +95,9 @@ def encode(tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]
     return encode_messages(tokenizer, msgs)
 
 
-def batch_at(cfg: PretrainConfig, processor, step: int, stream_seed: int | None = None) -> tuple[dict, list[str]]:
+def batch_at(
+    cfg: PretrainConfig, processor, step: int, stream_seed: int | None = None
+) -> tuple[dict, list[str]]:
     from ecgvlm.model.pretrain_tasks import make_example
     from ecgvlm.train.data import Collator
 
@@ -143,7 +158,9 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     out = Path(out)
     work = out / "_work"
     if out.exists() and any(out.iterdir()) and not resume:
-        raise ECGVLMError("output folder is not empty; use --resume to continue a run or pick a new folder", out)
+        raise ECGVLMError(
+            "output folder is not empty; use --resume to continue a run or pick a new folder", out
+        )
     init = work / "init"
     if not (init / "config.json").is_file():
         tmp = work / ".init.tmp"
@@ -153,7 +170,11 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     processor = load_processor(init)
     torch.manual_seed(cfg.seed)
     model = MllamaForConditionalGeneration.from_pretrained(
-        str(init), dtype=torch.float32, local_files_only=True, use_safetensors=True, attn_implementation="sdpa"
+        str(init),
+        dtype=torch.float32,
+        local_files_only=True,
+        use_safetensors=True,
+        attn_implementation="sdpa",
     ).to(cfg.device)
     model.train()
     params = [p for p in model.parameters()]
@@ -177,7 +198,9 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
         position, log = load_checkpoint(ckpt, model, opt, sched)
         step = position["step"]
         if total is not None and step > decay_start(total, cfg.decay_frac):
-            raise ECGVLMError(f"the checkpoint at step {step} is past the decay start of --steps {total}", ckpt)
+            raise ECGVLMError(
+                f"the checkpoint at step {step} is past the decay start of --steps {total}", ckpt
+            )
         sched.lr_lambdas[0] = factor
     wall0 = time.time() - run.get("wall_s", 0.0)
     bar = None
@@ -196,7 +219,14 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
         opt.step()
         sched.step()
         step += 1
-        log.append({"step": step, "loss": round(loss.item(), 5), "lr": sched.get_last_lr()[0], "gnorm": round(float(gnorm), 4)})
+        log.append(
+            {
+                "step": step,
+                "loss": round(loss.item(), 5),
+                "lr": sched.get_last_lr()[0],
+                "gnorm": round(float(gnorm), 4),
+            }
+        )
         if total is None and step == 20:
             # --minutes: fix the step count from the speed so far (the card records it for --steps N).
             per_step = (time.time() - t_probe) / 20
@@ -225,7 +255,9 @@ def task_exact_match(model, processor, cfg: PretrainConfig) -> dict[str, list[in
     from ecgvlm.model.pretrain_tasks import make_example
 
     exs = [make_example(cfg.seed + 1, i, cfg.ecg_fraction, cfg.record_pool) for i in range(cfg.eval_examples)]
-    preds = generate(model, processor, [e.image for e in exs], ["<image>\n" + e.question for e in exs], max_new_tokens=6)
+    preds = generate(
+        model, processor, [e.image for e in exs], ["<image>\n" + e.question for e in exs], max_new_tokens=6
+    )
     scores: dict[str, list[int]] = {}
     for e, p in zip(exs, preds):
         s = scores.setdefault(e.task, [0, 0])

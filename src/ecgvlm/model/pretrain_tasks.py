@@ -126,7 +126,9 @@ def _wave(kind: str, t: np.ndarray, period: float, width: float = 0.08) -> np.nd
     return np.zeros_like(t)
 
 
-def _trace(c: _Canvas, x0: float, x1: float, y0: float, values: np.ndarray, amp_px: float, width: int = 1) -> None:
+def _trace(
+    c: _Canvas, x0: float, x1: float, y0: float, values: np.ndarray, amp_px: float, width: int = 1
+) -> None:
     xs = np.linspace(x0, x1, len(values))
     ys = y0 - values * amp_px
     c.draw.line(list(zip(xs.tolist(), ys.tolist())), fill=c.ink, width=width)
@@ -163,7 +165,15 @@ def _generic(task: str, rng: np.random.Generator) -> tuple[Image.Image, str, str
     lw = int(rng.integers(1, 3))
     if task == "g_count":
         n = int(rng.integers(1, 10))
-        _trace(c, x0, x1, mid_y + 30, _spike_train(n, n_pts, rng, rng.uniform(0.05, 0.2)), rng.uniform(40, 110), lw)
+        _trace(
+            c,
+            x0,
+            x1,
+            mid_y + 30,
+            _spike_train(n, n_pts, rng, rng.uniform(0.05, 0.2)),
+            rng.uniform(40, 110),
+            lw,
+        )
         q = _pick(rng, ("How many peaks does the trace have?", "Count the spikes on this strip.",
                         "How many peaks are there?", "Count the peaks. Answer with a number."))  # fmt: skip
         return c.img, q, str(n)
@@ -180,14 +190,30 @@ def _generic(task: str, rng: np.random.Generator) -> tuple[Image.Image, str, str
             _trace(c, x0, x1, y + 20, _spike_train(int(n), n_pts, rng, 0.1), float(a), lw)
         if task == "g_taller":
             if rng.random() < 0.5:
-                q = _pick(rng, ("Which trace is taller, top or bottom?", "Which strip has the higher peaks: top or bottom?"))
+                q = _pick(
+                    rng,
+                    (
+                        "Which trace is taller, top or bottom?",
+                        "Which strip has the higher peaks: top or bottom?",
+                    ),
+                )
                 return c.img, q, "top" if amps[0] > amps[1] else "bottom"
-            q = _pick(rng, ("Is the top trace taller than the bottom trace?", "Are the top peaks higher than the bottom ones?"))
+            q = _pick(
+                rng,
+                (
+                    "Is the top trace taller than the bottom trace?",
+                    "Are the top peaks higher than the bottom ones?",
+                ),
+            )
             return c.img, q, "yes" if amps[0] > amps[1] else "no"
         if rng.random() < 0.5:
-            q = _pick(rng, ("Which trace is faster, top or bottom?", "Which strip has more peaks: top or bottom?"))
+            q = _pick(
+                rng, ("Which trace is faster, top or bottom?", "Which strip has more peaks: top or bottom?")
+            )
             return c.img, q, "top" if ns[0] > ns[1] else "bottom"
-        q = _pick(rng, ("Does the top trace have more peaks than the bottom one?", "Is the top trace faster?"))
+        q = _pick(
+            rng, ("Does the top trace have more peaks than the bottom one?", "Is the top trace faster?")
+        )
         return c.img, q, "yes" if ns[0] > ns[1] else "no"
     if task == "g_period":
         k = int(rng.integers(1, 7))
@@ -195,14 +221,18 @@ def _generic(task: str, rng: np.random.Generator) -> tuple[Image.Image, str, str
         t = np.arange(length) / 20.0  # in large squares
         vals = _wave("spikes", t - rng.uniform(0, k), float(k), 0.12)
         _trace(c, x0, x1, mid_y + 25, vals, 50, lw)
-        q = _pick(rng, ("How many large squares apart are the peaks?", "What is the period in large squares?"))
+        q = _pick(
+            rng, ("How many large squares apart are the peaks?", "What is the period in large squares?")
+        )
         return c.img, q, str(k)
     if task == "g_amplitude":
         k = int(rng.integers(1, 7))
         vals = _spike_train(int(rng.integers(3, 7)), n_pts, rng, 0.12)
         base = mid_y + 3 * c.sq
         _trace(c, x0, x1, base, vals, k * c.sq, lw)
-        q = _pick(rng, ("How many large squares tall are the peaks?", "What is the peak height in large squares?"))
+        q = _pick(
+            rng, ("How many large squares tall are the peaks?", "What is the peak height in large squares?")
+        )
         return c.img, q, str(k)
     if task in ("g_direction", "g_width"):
         sign = 1.0 if rng.random() < 0.5 else -1.0
@@ -211,13 +241,17 @@ def _generic(task: str, rng: np.random.Generator) -> tuple[Image.Image, str, str
         _trace(c, x0, x1, mid_y, vals, rng.uniform(30, 80), lw)
         if task == "g_direction":
             if rng.random() < 0.5:
-                return c.img, _pick(rng, ("Do the spikes point up or down?", "Are the peaks upward or downward?")), (
-                    "up" if sign > 0 else "down"
+                return (
+                    c.img,
+                    _pick(rng, ("Do the spikes point up or down?", "Are the peaks upward or downward?")),
+                    ("up" if sign > 0 else "down"),
                 )
             return c.img, "Do the spikes point downward?", "yes" if sign < 0 else "no"
         if rng.random() < 0.5:
-            return c.img, _pick(rng, ("Are the spikes narrow or wide?", "Is each peak narrow or wide?")), (
-                "wide" if wide else "narrow"
+            return (
+                c.img,
+                _pick(rng, ("Are the spikes narrow or wide?", "Is each peak narrow or wide?")),
+                ("wide" if wide else "narrow"),
             )
         return c.img, "Are the spikes wide?", "yes" if wide else "no"
     if task == "g_shape":
@@ -226,7 +260,11 @@ def _generic(task: str, rng: np.random.Generator) -> tuple[Image.Image, str, str
         t = np.arange(length) / length
         vals = _wave(kind, t - rng.uniform(0, 1), 1.0 / int(rng.integers(2, 6)), 0.1)
         _trace(c, x0, x1, mid_y, vals, rng.uniform(25, 60), lw)
-        return c.img, _pick(rng, ("What shape is the wave?", "Describe the shape of this trace in one word.")), kind
+        return (
+            c.img,
+            _pick(rng, ("What shape is the wave?", "Describe the shape of this trace in one word.")),
+            kind,
+        )
     if task in ("g_label", "g_where", "g_has_label"):
         rows, cols = _pick(rng, ((2, 2), (3, 2), (2, 3), (1, 2), (3, 3)))
         idx = rng.choice(len(LABEL_POOL), rows * cols, replace=False)
@@ -318,10 +356,22 @@ def _lead_features(record, lead: str, beats: np.ndarray) -> dict[str, float] | N
 _LEAD_Q = {
     "e_r_height": ("How tall is the R wave in lead {l}, in mm?", "R wave height in {l} in millimetres?"),
     "e_s_depth": ("How deep is the S wave in lead {l}, in mm?", "Depth of the S wave in {l} in mm?"),
-    "e_polarity": ("Is the QRS complex in lead {l} mainly positive?", "Does the QRS in {l} point mostly upward?"),
-    "e_t_wave": ("Is the T wave in lead {l} upright or inverted?", "Is the T wave in {l} upright or inverted?"),
-    "e_q_depth": ("How deep is the Q wave in lead {l}, in mm?", "Depth of the initial negative wave in {l} in mm?"),
-    "e_st": ("What is the ST level in lead {l}, in mm?", "How many mm is the ST segment in {l} above the baseline?"),
+    "e_polarity": (
+        "Is the QRS complex in lead {l} mainly positive?",
+        "Does the QRS in {l} point mostly upward?",
+    ),
+    "e_t_wave": (
+        "Is the T wave in lead {l} upright or inverted?",
+        "Is the T wave in {l} upright or inverted?",
+    ),
+    "e_q_depth": (
+        "How deep is the Q wave in lead {l}, in mm?",
+        "Depth of the initial negative wave in {l} in mm?",
+    ),
+    "e_st": (
+        "What is the ST level in lead {l}, in mm?",
+        "How many mm is the ST segment in {l} above the baseline?",
+    ),
 }
 
 
@@ -361,13 +411,29 @@ def _ecg(task: str, seed: int, rng: np.random.Generator, record_pool: int) -> tu
     image, panels, feats, n_beats, rr_cv, m, gain = _page(seed, int(rng.integers(record_pool)))
     if task == "e_lead":
         row, col, lead = _pick(rng, panels)
-        q = _pick(rng, ("Which lead is shown in row {r}, column {c}?", "Name the lead in row {r}, column {c}."))
+        q = _pick(
+            rng, ("Which lead is shown in row {r}, column {c}?", "Name the lead in row {r}, column {c}.")
+        )
         return image, q.format(r=row + 1, c=col + 1), lead
     if task == "e_beats":
-        return image, _pick(rng, ("How many beats are in the rhythm strip?", "Count the QRS complexes in the long strip at the bottom.")), str(n_beats)
+        return (
+            image,
+            _pick(
+                rng,
+                (
+                    "How many beats are in the rhythm strip?",
+                    "Count the QRS complexes in the long strip at the bottom.",
+                ),
+            ),
+            str(n_beats),
+        )
     if task == "e_rate":
-        return image, _pick(rng, ("What is the heart rate in bpm?", "Estimate the ventricular rate (beats per minute).")), str(
-            int(round(m["hr"] / 5) * 5)
+        return (
+            image,
+            _pick(
+                rng, ("What is the heart rate in bpm?", "Estimate the ventricular rate (beats per minute).")
+            ),
+            str(int(round(m["hr"] / 5) * 5)),
         )
     if task in ("e_qrs", "e_pr", "e_qt"):
         key = task[2:]
@@ -381,7 +447,11 @@ def _ecg(task: str, seed: int, rng: np.random.Generator, record_pool: int) -> tu
         cv = rr_cv
         if cv is None or 0.04 < cv < 0.1:
             return None  # ambiguous: ask only clear cases
-        return image, _pick(rng, ("Is the rhythm regular?", "Are the beats evenly spaced?")), "yes" if cv <= 0.04 else "no"
+        return (
+            image,
+            _pick(rng, ("Is the rhythm regular?", "Are the beats evenly spaced?")),
+            "yes" if cv <= 0.04 else "no",
+        )
     lead = _pick(rng, LEADS)
     f = feats[lead]
     if f is None:
@@ -407,7 +477,7 @@ def _ecg(task: str, seed: int, rng: np.random.Generator, record_pool: int) -> tu
 def make_example(seed: int, index: int, ecg_fraction: float = 0.6, record_pool: int = 6000) -> Example:
     """Example ``index`` of the stream ``seed``: a pure function of (seed, index, options)."""
     rng = np.random.default_rng([int(seed), int(index), 1])
-    for attempt in range(20):
+    for _attempt in range(20):
         if rng.random() < ecg_fraction:
             task = _pick(rng, ECG_TASKS)
             out = _ecg(task, seed, rng, record_pool)
