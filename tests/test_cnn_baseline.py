@@ -194,3 +194,12 @@ def test_cnn_runs_on_a_real_synthetic_build(real_synth: Path, tmp_path: Path) ->
         assert len(p["scores"]) == (5 if p["task"] == "superclass" else 71)
         if p["task"] == "scp":
             assert "NORM" in p["scores"] and "IMI" in p["scores"]
+
+
+def test_minutes_budget_stops_training_in_time(toy: Path, tmp_path: Path) -> None:
+    import time
+
+    t = time.perf_counter()
+    cfg = train(toy, tmp_path / "run", _opts(epochs=1000, minutes=0.1), image_size=SIZE, progress=False)
+    assert time.perf_counter() - t < 30  # 6 s of training + image loading, with slack for a busy machine
+    assert 0 < cfg["steps"] < 1000 * 5 and (tmp_path / "run" / "model.safetensors").exists()

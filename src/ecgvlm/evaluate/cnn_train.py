@@ -2,8 +2,9 @@
 
 Training is deterministic on CPU for a given seed, thread count and step count: shuffling,
 augmentation and dropout draw from generators re-seeded at every epoch, so a run resumed from its
-epoch checkpoint ends with the same weights as an uninterrupted one. ``--minutes`` fixes the number
-of steps from the measured speed of the first steps, which makes that run depend on machine speed.
+epoch checkpoint ends with the same weights as an uninterrupted one. ``--minutes`` sizes the
+cosine schedule from the measured speed (first steps, then re-fitted after every epoch), which
+makes that run depend on machine speed; use ``--epochs`` alone for reproducible bytes.
 
 Run folder: ``model.safetensors`` (weights of the best validation epoch), ``config.json``
 (architecture, labels, normalisation, options, per-epoch validation AUC; no timings, so it is
@@ -255,6 +256,13 @@ def _train(data_dir, out_dir, opts: TrainOptions, head: str, image_size: int, pr
             best = {k: v.detach().clone() for k, v in model.state_dict().items()}
             meta["best_epoch"], meta["best_auc"] = epoch, score
         meta["history"].append(record)
+        if opts.minutes is not None and losses:
+            # Re-fit the step count to the time left at the speed of this epoch (machines get busier).
+            per_step = (time.perf_counter() - t_epoch) / len(losses)
+            left = opts.minutes * 60 - (time.perf_counter() - start)
+            total_steps = max(step, min(opts.epochs * steps_per_epoch, step + int(left / per_step)))
+            meta["total_steps"] = total_steps
+            bar.total = total_steps
         meta["epoch"], meta["step"] = epoch + 1, step
         log["epochs"].append({"epoch": epoch, "seconds": round(time.perf_counter() - t_epoch, 2)})
         atomic_write_bytes(state_path, save(_state_tensors(model, optim, best)))

@@ -100,7 +100,9 @@ def _align(x: np.ndarray, r: np.ndarray, fs: float) -> np.ndarray:
         tmpl = np.median(np.stack([sig[:, k - w : k + w + 1] for k in r[ok]]), axis=0)
         for i in np.flatnonzero(ok):
             k = r[i]
-            scores = [float((sig[:, k + d - w : k + d + w + 1] * tmpl).sum()) for d in range(-lag, lag + 1, 2)]
+            scores = [
+                float((sig[:, k + d - w : k + d + w + 1] * tmpl).sum()) for d in range(-lag, lag + 1, 2)
+            ]
             r[i] = k + range(-lag, lag + 1, 2)[int(np.argmax(scores))]
         ok = (r - w - lag >= 0) & (r + w + lag < n)
     return r
@@ -173,7 +175,7 @@ def _p_wave(m: np.ndarray, on: int, fs: float) -> tuple[int, int, float] | None:
     if peaks.size == 0:
         return None
     widths = peak_widths(mag, peaks, rel_height=0.5)[0] * 1000.0 / fs
-    good = [i for i in range(peaks.size) if widths[i] <= 110 and mag[peaks[i]] >= 0.06]
+    good = [i for i in range(peaks.size) if widths[i] <= 140 and mag[peaks[i]] >= 0.06]
     if not good:
         return None
     pk = peaks[good[-1]]
@@ -405,7 +407,10 @@ CRITERIA: dict[str, tuple[str, Criterion]] = {
         lambda d, lb: d["flutter_ac"] >= 0.45 and 160 <= d["flutter_period"] <= 300,
     ),
     "PAC": ("premature beat (RR < 0.85 median) with dominant QRS", lambda d, lb: d["premature_narrow"] >= 1),
-    "PVC": ("premature beat (RR < 0.9 median) whose QRS differs (corr < 0.85)", lambda d, lb: d["premature_wide"] >= 1),
+    "PVC": (
+        "premature beat (RR < 0.9 median) whose QRS differs (corr < 0.85)",
+        lambda d, lb: d["premature_wide"] >= 1,
+    ),
     "1AVB": ("PR > 200 ms", lambda d, lb: d.get("pr", 0) > 200),
     "2AVB": ("P wave(s) not followed by a QRS", lambda d, lb: d["nonconducted_p"] >= 1),
     "3AVB": (

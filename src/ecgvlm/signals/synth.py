@@ -187,33 +187,44 @@ def _atrial_wave(kind: str, info: dict, rng: np.random.Generator, n: int, fs: fl
     return (rng.uniform(0.12, 0.18) * _v(0.05, -1.0, 0.35))[:, None] * saw[None, :]
 
 
+def _mix(amps: np.ndarray, phases: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per lead, sum_j amps[l, j] * sin(w[j] + phases[l, j]), from one sin and one cos per row of w."""
+    coef = np.concatenate([amps * np.cos(phases), amps * np.sin(phases)], axis=1)
+    return coef @ np.concatenate([np.sin(w), np.cos(w)])
+
+
 def _noise(rng: np.random.Generator, n: int, fs: float, resp: tuple[float, float]) -> np.ndarray:
     """Noise on the 8 independent leads (mV): baseline wander, mains hum, muscle.
 
-    The sinusoids (respiration, two slow drifts, mains) share one sin/cos basis; each lead mixes
-    it with its own amplitudes and phases, so the whole thing is one small matrix product.
+    Wander (respiration and two slow drifts, < 0.5 Hz) is computed on a coarse grid and
+    interpolated; mains hum repeats every period, so one period is tiled when it is a whole number
+    of samples. Each lead mixes the shared sinusoids with its own amplitudes and phases.
     """
-    t = np.arange(n) / fs
     resp_f, resp_ph = resp
     mains_f = 50.0 if rng.random() < 0.5 else 60.0
-    freqs = np.array([resp_f, rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.4), mains_f])
-    amps = np.stack(
-        [
-            rng.uniform(0.0, 0.1) * rng.uniform(0.3, 1.0, 8),
-            rng.uniform(0, 0.06, 8),
-            rng.uniform(0, 0.06, 8),
-            rng.uniform(0.0, 0.02) * rng.uniform(0.2, 1.0, 8),
-        ],
-        axis=1,
-    )  # (8 leads, 4 sinusoids)
-    phases = np.stack(
-        [np.full(8, resp_ph), rng.uniform(0, 6.3, 8), rng.uniform(0, 6.3, 8), rng.uniform(0, 0.5, 8)], 1
+    slow_f = np.array([resp_f, rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.4)])
+    slow_a = np.stack(
+        [rng.uniform(0.0, 0.1) * rng.uniform(0.3, 1.0, 8), rng.uniform(0, 0.06, 8), rng.uniform(0, 0.06, 8)],
+        1,
     )
-    w = 2 * math.pi * freqs[:, None] * t[None, :]
-    basis = np.concatenate([np.sin(w), np.cos(w)])  # sin(w + p) = sin w cos p + cos w sin p
-    out = np.concatenate([amps * np.cos(phases), amps * np.sin(phases)], axis=1) @ basis
-    emg = rng.standard_normal((8, n), dtype=np.float32)
-    emg *= (rng.uniform(0.002, 0.01) * rng.uniform(0.5, 1.0, (8, 1))).astype(np.float32)
+    slow_p = np.stack([np.full(8, resp_ph), rng.uniform(0, 6.3, 8), rng.uniform(0, 6.3, 8)], 1)
+    hum_a = (rng.uniform(0.0, 0.02) * rng.uniform(0.2, 1.0, 8))[:, None]
+    hum_p = rng.uniform(0, 0.5, (8, 1))
+    step = max(1, int(fs // 25))
+    coarse = np.arange(0, n + step, step)
+    wander = _mix(slow_a, slow_p, 2 * math.pi * slow_f[:, None] * (coarse / fs)[None, :])
+    grid = np.arange(n)
+    out = np.stack([np.interp(grid, coarse, row) for row in wander])
+    period = fs / mains_f
+    if abs(period - round(period)) < 1e-9:
+        k = np.arange(int(round(period)))
+        one = _mix(hum_a, hum_p, 2 * math.pi * mains_f * (k / fs)[None, :])
+        out += np.tile(one, (1, n // k.size + 1))[:, :n]
+    else:
+        out += _mix(hum_a, hum_p, 2 * math.pi * mains_f * (grid / fs)[None, :])
+    # muscle noise: white, uniform (cheaper to draw than Gaussian; its sum with the rest is near-normal)
+    emg = rng.random((8, n), dtype=np.float32) - np.float32(0.5)
+    emg *= (math.sqrt(12.0) * rng.uniform(0.002, 0.01) * rng.uniform(0.5, 1.0, (8, 1))).astype(np.float32)
     out += emg
     return out
 

@@ -81,8 +81,8 @@ _EXCLUDES: dict[str, tuple[str, ...]] = {
     "WPW": ("LAFB", "LVH", "RVH", "LVOLT", *_MI, *_ST),
     "LAFB": ("RVH", "IMI", "ILMI"),
     "RVH": _MI,
-    # a scaled-down QRS would hide the terminal R' and be dwarfed by injury currents or big T waves
-    "LVOLT": (*_MI, "CRBBB", "IRBBB", "INJAS", "INJIN", "ISCAL"),
+    # a scaled-down QRS would hide the terminal R', and be dwarfed by ST shifts and T waves
+    "LVOLT": (*_MI, *_ST, "CRBBB", "IRBBB"),
 }
 
 
