@@ -109,31 +109,39 @@ def make_base(model_dir: Path, seed: int) -> None:
 
 
 def evaluate_and_score(model: Path, adapter: Path | None, data: Path, run: Path, limit: int | None) -> None:
-    args = ["evaluate", "--model", model, "--data", data / "test.json", "--out", run, "--tasks", EVAL_TASKS]
-    if adapter is not None:
-        args += ["--adapter", adapter]
-    if limit:
-        args += ["--limit", limit]
-    _cli(*args)
-    preds = run / "predictions.jsonl"
-    for mode in ("ecgbench", "strict"):
-        _cli("score", "--predictions", preds, "--benchmark", "ptbxl-super", "--mode", mode)
-    _cli("score", "--predictions", preds, "--benchmark", "report", "--judge", "findings")
+    """Test-split predictions and scores; the val split's superclass rows tune the strict thresholds."""
+    extra = ["--adapter", adapter] if adapter is not None else []
+    extra += ["--limit", limit] if limit else []
+    _cli(
+        "evaluate",
+        "--model",
+        model,
+        "--data",
+        data / "test.json",
+        "--out",
+        run,
+        "--tasks",
+        EVAL_TASKS,
+        *extra,
+    )
+    _cli("evaluate", "--model", model, "--data", data / "val.json", "--out", run / "val",
+         "--tasks", "superclass", "--max-new-tokens", 16, *extra)  # fmt: skip
+    score_detection(run / "predictions.jsonl", run / "val" / "predictions.jsonl")
+    _cli("score", "--predictions", run / "predictions.jsonl", "--benchmark", "report", "--judge", "findings")
+
+
+def score_detection(preds: Path, val_preds: Path) -> None:
+    _cli("score", "--predictions", preds, "--benchmark", "ptbxl-super", "--mode", "ecgbench")
+    _cli("score", "--predictions", preds, "--benchmark", "ptbxl-super", "--mode", "strict",
+         "--val-predictions", val_preds)  # fmt: skip
 
 
 def cnn_stage(data: Path, out: Path, seed: int) -> None:
+    run = out / "cnn-test"
     _cli("cnn", "train", "--data", data, "--out", out / "cnn", "--minutes", 2, "--seed", seed)
-    _cli("cnn", "eval", "--model", out / "cnn", "--data", data / "test.json", "--out", out / "cnn-test")
-    for mode in ("ecgbench", "strict"):
-        _cli(
-            "score",
-            "--predictions",
-            out / "cnn-test" / "predictions.jsonl",
-            "--benchmark",
-            "ptbxl-super",
-            "--mode",
-            mode,
-        )
+    _cli("cnn", "eval", "--model", out / "cnn", "--data", data / "test.json", "--out", run)
+    _cli("cnn", "eval", "--model", out / "cnn", "--data", data / "val.json", "--out", run / "val")
+    score_detection(run / "predictions.jsonl", run / "val" / "predictions.jsonl")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -198,10 +198,12 @@ def _t_end(m: np.ndarray, off: int, limit: int, fs: float) -> tuple[int, int]:
         limit = min(m.shape[1] - 1, lo + _ms(150, fs))
     mag = np.sqrt((m[_INDEP, :] ** 2).sum(axis=0))
     pk = lo + int(np.argmax(mag[lo:limit]))
-    thr = T_THRESHOLD * mag[pk]
+    floor = float(np.percentile(mag, 20))  # residual noise / unlocked P waves in the median beat
+    height = mag[pk] - floor
+    thr = floor + T_THRESHOLD * height
     end = pk
     while end < limit and mag[end + 1] > thr:
-        if mag[end] < 0.3 * mag[pk] and mag[end + 1] > mag[end]:
+        if mag[end] < floor + 0.3 * height and mag[end + 1] > mag[end]:
             break  # a trough: the next wave (a P wave) begins here
         end += 1
     return pk, end

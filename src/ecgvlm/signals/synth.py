@@ -39,6 +39,8 @@ def _heart_rate(codes: set[str], rng: np.random.Generator) -> float:
         return rng.uniform(105, 130)
     if "AFIB" in codes:
         return rng.uniform(65, 115)
+    if "1AVB" in codes:
+        return rng.uniform(62, 85)  # leaves the long-PR P wave clear of the previous T wave
     return rng.uniform(62, 95)
 
 
@@ -95,14 +97,20 @@ def _schedule(codes: set[str], rng: np.random.Generator, hr: float, duration: fl
             v_times.append((t, "N"))
             k += int(mode) if mode != "34" else int(rng.choice([3, 4]))
     elif "3AVB" in codes:
-        pp = 60.0 / rng.uniform(60, 90)
+        # a wide ventricular escape only when no other statement shapes the QRS-T
+        wide = rng.random() < 0.5 and codes <= {"SR", "3AVB"}
+        escape_hr = info.setdefault("escape_hr", rng.uniform(30, 40) if wide else rng.uniform(40, 55))
+        # atria clearly faster than the escape and not at a whole multiple of it, so the P-QRS
+        # intervals visibly march through within 10 s
+        for _ in range(50):
+            pp = 60.0 / rng.uniform(max(60.0, 1.35 * escape_hr), 95.0)
+            if 0.2 <= (60.0 / escape_hr / pp) % 1.0 <= 0.8:
+                break
         t = t0 + rng.uniform(0, pp)
         while t < t1:
             p_times.append((t, "S"))
             t += pp * (1 + rng.normal(0, 0.01))
-        # a wide ventricular escape only when no other statement shapes the QRS-T
-        wide = rng.random() < 0.5 and codes <= {"SR", "3AVB"}
-        rr_v = 60.0 / info.setdefault("escape_hr", rng.uniform(30, 40) if wide else rng.uniform(40, 55))
+        rr_v = 60.0 / escape_hr
         t = t0 + rng.uniform(0, rr_v)
         while t < t1:
             v_times.append((t, "E"))
@@ -112,7 +120,7 @@ def _schedule(codes: set[str], rng: np.random.Generator, hr: float, duration: fl
         if "2AVB" in codes:
             rr0 = 60.0 / rng.uniform(62, 80)  # atrial rate; PP must leave room for a visible dropped P
         if "1AVB" in codes:
-            pr = rng.uniform(225, 320)
+            pr = rng.uniform(225, 300)
         elif "WPW" in codes:
             pr = rng.uniform(92, 112)
         else:

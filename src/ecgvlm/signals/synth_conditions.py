@@ -24,9 +24,9 @@ CONDITIONS: dict[str, str] = {
     "AFLT": "atrial flutter: 250-330/min sawtooth waves, 3:1 / 4:1 / variable conduction",
     "PAC": "1-2 premature atrial beats: early ectopic P, narrow QRS, non-compensatory pause",
     "PVC": "1-2 premature ventricular beats: no P, QRS 140-175 ms, discordant T, compensatory pause",
-    "1AVB": "first-degree AV block: PR 225-320 ms",
+    "1AVB": "first-degree AV block: PR 225-300 ms (sinus rate <= 85 bpm)",
     "2AVB": "second-degree AV block: Mobitz I (Wenckebach) or Mobitz II (2:1, 3:2, 4:3)",
-    "3AVB": "complete AV block: regular P waves 60-90/min dissociated from a junctional or ventricular escape",
+    "3AVB": "complete AV block: regular P waves 60-95/min (>= 1.35x the escape rate) dissociated from a junctional (40-55) or ventricular (30-40/min) escape",
     "CLBBB": "complete LBBB: QRS 132-170 ms, broad notched R in I/aVL/V5-V6, QS in V1, discordant ST-T",
     "CRBBB": "complete RBBB: QRS 128-150 ms, terminal rightward-anterior forces (rsR' in V1, wide S in I/V6)",
     "IRBBB": "incomplete RBBB: QRS 105-113 ms with a terminal r' in V1",
@@ -82,7 +82,7 @@ _EXCLUDES: dict[str, tuple[str, ...]] = {
     "LAFB": ("RVH", "IMI", "ILMI"),
     "RVH": _MI,
     # a scaled-down QRS would hide the terminal R', and be dwarfed by ST shifts and T waves
-    "LVOLT": (*_MI, *_ST, "CRBBB", "IRBBB"),
+    "LVOLT": (*_MI, *_ST, "CRBBB", "IRBBB", "2AVB", "3AVB"),  # blocked P waves would rival the tiny QRS
 }
 
 

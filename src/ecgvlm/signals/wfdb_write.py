@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import atomic_write_text
+from ecgvlm.io import atomic_write_bytes, atomic_write_text
 from ecgvlm.signals.record import LEADS, MEASUREMENT_UNITS, ECGRecord
 
 GAIN = 2000.0  # ADC units per mV
@@ -57,19 +57,42 @@ def database_row(rec: ECGRecord, index: int, rel: str) -> dict:
     }
 
 
-def write_record(rec: ECGRecord, out_dir: str | Path, rel: str, row: dict | None = None) -> None:
-    """Write ``out_dir/rel.hea`` and ``.dat`` atomically (the .dat first, the .hea last)."""
+def _header(name: str, fs: float, digital: np.ndarray, comments: list[str]) -> str:
+    """A WFDB header as ``wfdb.wrsamp`` writes it for 12 format-16 signals in one .dat file."""
+    fs_text = str(int(fs)) if float(fs).is_integer() else repr(float(fs))
+    lines = [f"{name} {len(LEADS)} {fs_text} {digital.shape[1]}"]
+    for lead, col in zip(LEADS, digital):
+        checksum = int(col.sum(dtype=np.int64) % 65536)
+        lines.append(f"{name}.dat 16 {GAIN}(0)/mV 16 0 {int(col[0])} {checksum} 0 {lead}")
+    lines += [f"# {c}" for c in comments]
+    return "\n".join(lines) + "\n"
+
+
+def write_record(
+    rec: ECGRecord, out_dir: str | Path, rel: str, row: dict | None = None, engine: str = "fast"
+) -> None:
+    """Write ``out_dir/rel.hea`` and ``.dat`` atomically (the .dat first, the .hea last).
+
+    ``engine="fast"`` formats the header and the interleaved little-endian int16 samples directly;
+    ``engine="wfdb"`` calls ``wfdb.wrsamp``. Both give the same bytes (tested); the direct one is
+    about 20x faster because wrsamp's header checks dominate its run time.
+    """
     out_dir = Path(out_dir)
     target = out_dir / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     digital = np.round(rec.signal.astype(np.float64) * GAIN)
     if np.abs(digital).max() > 32767:
         raise ECGVLMError("signal exceeds +-16 mV, the range of the 16-bit format", target)
+    digital = digital.astype(np.int16)
     name = target.name
     comments = [f"age: {rec.meta.get('age', '')}", f"sex: {rec.meta.get('sex', '')}"]
     comments.append("scp_codes: " + repr({k: float(v) for k, v in rec.labels.items()}))
     if row is not None:
         comments.append(ROW_TAG + json.dumps(row, sort_keys=True))
+    if engine == "fast":
+        atomic_write_bytes(target.with_suffix(".dat"), digital.T.astype("<i2").tobytes())
+        atomic_write_text(target.with_suffix(".hea"), _header(name, rec.fs, digital, comments))
+        return
     import wfdb
 
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{name}."))
@@ -79,7 +102,7 @@ def write_record(rec: ECGRecord, out_dir: str | Path, rel: str, row: dict | None
             fs=rec.fs,
             units=["mV"] * len(LEADS),
             sig_name=list(LEADS),
-            d_signal=digital.T.astype(np.int16),
+            d_signal=digital.T,
             fmt=["16"] * len(LEADS),
             adc_gain=[GAIN] * len(LEADS),
             baseline=[0] * len(LEADS),
