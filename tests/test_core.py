@@ -51,3 +51,14 @@ def test_cli_lists_every_command(capsys):
     for name in COMMANDS:
         assert name in out
     assert main(["no-such-command"]) == 2
+
+
+def test_atomic_write_honours_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644

@@ -103,3 +103,14 @@ def test_help_teaches():
     )
     assert res.returncode == 0
     assert "--workers" in res.stdout and "ecgvlm synth --n 200" in res.stdout
+
+
+@pytest.mark.parametrize("fs", [500.0, 100.0, 257.5])
+def test_direct_writer_matches_wfdb_wrsamp_byte_for_byte(tmp_path, fs):
+    from ecgvlm.signals.wfdb_write import write_record
+
+    rec = synthesize_record(9, 1, ["AFIB", "PVC"], fs=fs, duration=4.0)
+    write_record(rec, tmp_path, "fast/r", {"k": 1}, engine="fast")
+    write_record(rec, tmp_path, "wfdb/r", {"k": 1}, engine="wfdb")
+    for suffix in (".hea", ".dat"):
+        assert (tmp_path / f"fast/r{suffix}").read_bytes() == (tmp_path / f"wfdb/r{suffix}").read_bytes()

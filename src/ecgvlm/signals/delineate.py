@@ -291,7 +291,7 @@ def delineate(signal: np.ndarray, fs: float) -> dict:
     limit = min(m.shape[1] - 1, pre + int(0.8 * med_rr * fs) - _ms(40, fs))
     tpk, tend = _t_end(m, off, limit, fs)
     out["qt"] = (tend - on) * 1000.0 / fs
-    out["qtc"] = out["qt"] / math.sqrt(med_rr if False else float(rr.mean()))
+    out["qtc"] = out["qt"] / math.sqrt(float(rr.mean()))  # Bazett on the mean RR
 
     p = _p_wave(m, on, fs)
     if p is not None:

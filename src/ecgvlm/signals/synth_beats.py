@@ -109,7 +109,6 @@ def _build(
         for lb in lobes[1:]:
             lb.c += shift
         qd += shift
-        sep = lobes[0]
         if codes & {"IMI", "ILMI"}:
             if "ILMI" in codes:
                 q_vec = amp * _v(-rng.uniform(0.3, 0.42), -rng.uniform(0.3, 0.45), 0.05)
@@ -131,7 +130,6 @@ def _build(
             q_vec = amp * _v(-rng.uniform(0.25, 0.35), 0.0, -rng.uniform(0.32, 0.42))
             lobes[1].vec = lobes[1].vec * _v(0.6, 1.0, 0.2)
         lobes[0] = Lobe(22.0, 8.8, 8.8, q_vec)
-        del sep
 
     if "CRBBB" in codes or "IRBBB" in codes:
         full = "CRBBB" in codes

@@ -7,7 +7,8 @@ filename_hr, ... plus hr/pr/qrs/qt/qtc/axis), ``OUT/scp_statements.csv``.
 Samples are stored with gain 2000 per mV (0.5 uV steps, range +-16 mV). Synthetic records keep
 lead I and II on a 1 uV grid, so III, aVR, aVL, aVF are exact integers in the file and the
 Einthoven/Goldberger identities hold exactly after reading back. No date or time goes into the
-header, so the same record always gives the same bytes.
+header, so the same record always gives the same bytes. The files are byte-identical to what
+``wfdb.wrsamp`` writes (a test compares both); the direct writer is used because it is faster.
 """
 
 from __future__ import annotations
