@@ -327,3 +327,19 @@ def test_bad_record_raises_one_line_or_is_counted(tmp_path: Path, fixtures_dir: 
     res = build(BuildConfig(source=f"wfdb:{src}", on_error="skip"), tmp_path / "skip", progress=False)
     assert sum(res.counts["records"].values()) == 2 and sum(res.counts["skipped"].values()) == 1
     assert "## Skipped records" in (tmp_path / "skip" / "README.md").read_text()
+
+
+def test_conditions_give_one_listed_condition_per_synthetic_record(tmp_path: Path) -> None:
+    wanted = ("NORM", "IMI", "CLBBB", "LVH")
+    cfg = BuildConfig(source="synth:24", seed=5, tasks=("superclass",), augment="none", conditions=wanted)
+    build(cfg, tmp_path / "d", progress=False)
+    seen = set()
+    for split in ("train", "val", "test"):
+        for row in iter_rows(tmp_path / "d" / f"{split}.json"):
+            scp = set(row.metadata["gold"]["scp"])
+            picked = scp & set(wanted)
+            assert len(picked) == 1 and scp - picked <= {"SR"}, scp
+            seen |= picked
+    assert len(seen) >= 3  # drawn per record, not one for all
+    with pytest.raises(ECGVLMError, match="unknown synthetic condition"):
+        BuildConfig(source="synth:3", conditions=("XYZ",))

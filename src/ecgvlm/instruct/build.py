@@ -59,6 +59,8 @@ class BuildConfig:
     on_error: str = "raise"  # raise | skip (a record that cannot be read or rendered)
     image_format: str = "png"  # png | jpg (heavy augmentation makes PNGs large; JPEG is ~5x smaller)
     sidecars: bool = False  # also write the renderer's sidecar (pixel of every sample) beside each image
+    # synth only: each record gets exactly one of these conditions (drawn per record from the seed)
+    conditions: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         bad = [t for t in self.tasks if t not in TASKS]
@@ -76,7 +78,17 @@ class BuildConfig:
             raise ECGVLMError(f"image format must be png or jpg, got {self.image_format!r}")
         if self.on_error not in ("raise", "skip"):
             raise ECGVLMError(f"on_error must be raise or skip, got {self.on_error!r}")
-        parse_source(self.source)
+        kind, _ = parse_source(self.source)
+        if self.conditions:
+            from ecgvlm.signals.synth import CONDITIONS
+
+            if kind != "synth":
+                raise ECGVLMError("--conditions applies to synth:N sources only")
+            bad = [c for c in self.conditions if c not in CONDITIONS]
+            if bad:
+                raise ECGVLMError(
+                    f"unknown synthetic condition(s) {', '.join(bad)}; known: {', '.join(CONDITIONS)}"
+                )
         self.layouts()
 
     def layouts(self) -> dict[str, float]:
@@ -189,7 +201,10 @@ def load_record(cfg: BuildConfig, key: str, payload: Any) -> ECGRecord:
     if isinstance(payload, int):
         from ecgvlm.signals.synth import synthesize_record
 
-        return synthesize_record(cfg.seed, payload)
+        conditions = None
+        if cfg.conditions:
+            conditions = [cfg.conditions[_hash_unit(cfg.seed, payload, "condition") % len(cfg.conditions)]]
+        return synthesize_record(cfg.seed, payload, conditions=conditions)
     from ecgvlm.signals.readers import read_record
 
     return read_record(payload)

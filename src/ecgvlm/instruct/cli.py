@@ -67,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--seed", type=int, default=0, help="decides splits (synth/wfdb), page styles and questions"
     )
+    b.add_argument(
+        "--conditions",
+        default="",
+        help="synth only: each record gets exactly one of these SCP conditions, e.g. "
+        "NORM,IMI,ASMI,ISC_,ISCAL,CLBBB,CRBBB,LVH (default: the generator's full label prior)",
+    )
     b.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
     b.add_argument("--shard", default=None, help="i/n: make only this shard's records, do not assemble")
     b.add_argument("--augment", default="mixed", choices=["none", "light", "heavy", "mixed"])
@@ -173,6 +179,7 @@ def _build(args: argparse.Namespace) -> int:
         on_error=args.on_error,
         image_format=args.image_format,
         sidecars=args.sidecars,
+        conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()),
     )
     command = "ecgvlm dataset " + shlex.join(
         sys.argv[sys.argv.index("build") :] if "build" in sys.argv else ["build"]
