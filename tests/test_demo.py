@@ -1,0 +1,29 @@
+"""`ecgvlm demo` end to end at toy scale: every stage runs, Table I is written, a rerun reuses it."""
+
+import json
+
+import pytest
+
+from ecgvlm.cli import main
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--records", "40", "--steps", "3", "--eval-limit", "5", "--no-cnn"]
+    assert main(args) == 0
+    state = json.loads((out / "stages.json").read_text())
+    assert list(state["done"]) == ["base", "data", "baseline", "finetune", "finetuned", "report"]
+    report = (out / "report.md").read_text()
+    assert "## Table I" in report and "| ptbxl-super | strict | AUC" in report
+    assert (out / "table" / "roc.png").stat().st_size > 1000
+    assert (out / "model" / "config.json").is_file()
+    assert (out / "model" / "adapter" / "adapter_model.safetensors").is_file()
+    for run in ("baseline", "finetuned"):
+        metrics = json.loads((out / run / "metrics.json").read_text())["benchmarks"]
+        assert {"ptbxl-super", "report"} <= set(metrics)
+    capsys.readouterr()
+    assert main(args) == 0  # a rerun reuses every finished stage
+    assert capsys.readouterr().out.count("reused") == 6
+    # other options in the same folder are refused with a clear message, not mixed in
+    assert main([*args[:-1], "--records", "41", "--no-cnn"]) == 2
