@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tempfile
@@ -89,3 +90,12 @@ def resolve_inside(root: str | Path, relative: str | Path) -> Path:
     if candidate != root and root not in candidate.parents:
         raise ECGVLMError(f"path {str(relative)!r} escapes the dataset root {root}", relative)
     return candidate
+
+
+def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
+    """All rows of a CSV table with a header; an unreadable file raises an error naming it."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ECGVLMError(f"cannot read the table ({e})", path) from None

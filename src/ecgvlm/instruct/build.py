@@ -13,7 +13,6 @@ generator seeded by (seed, record id), never from shared state.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import multiprocessing as mp
@@ -30,7 +29,7 @@ import numpy as np
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.instruct.tasks import TASKS, make_questions
-from ecgvlm.io import atomic_open, atomic_write_bytes, atomic_write_json, resolve_inside
+from ecgvlm.io import atomic_open, atomic_write_bytes, atomic_write_json, read_csv_rows, resolve_inside
 from ecgvlm.signals.record import ECGRecord
 from ecgvlm.signals.vocab import superclasses_of
 
@@ -166,11 +165,7 @@ def _ptbxl_items(root: Path) -> Iterator[tuple[str, Any]]:
     """One item per row of ptbxl_database.csv; workers read the record file themselves
     (read_record finds the row again and attaches labels, strat_fold and report)."""
     table = root / "ptbxl_database.csv"
-    try:
-        with open(table, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ECGVLMError(f"cannot read the table ({e})", table) from None
+    rows = read_csv_rows(table)
     for line, row in enumerate(rows, start=2):
         rel = (row.get("filename_hr") or row.get("filename_lr") or "").strip()
         if not rel:

@@ -12,13 +12,13 @@ place to change that.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from ecgvlm.errors import ECGVLMError
+from ecgvlm.io import read_csv_rows
 from ecgvlm.signals.mappings import benchmark_to_scp
 from ecgvlm.signals.readers.common import build_record, parse_age
 from ecgvlm.signals.record import ECGRecord
@@ -42,11 +42,7 @@ def _read_exams(root: Path) -> dict[str, dict[str, str]]:
     table = root / EXAMS
     if not table.is_file():
         return {}
-    try:
-        with open(table, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ECGVLMError(f"cannot read the table ({e})", table) from None
+    rows = read_csv_rows(table)
     if rows and "exam_id" not in rows[0]:
         raise ECGVLMError("no exam_id column: not a CODE-15 exams table", table)
     return {str(int(float(r["exam_id"]))): r for r in rows if (r.get("exam_id") or "").strip()}

@@ -9,13 +9,12 @@ dropped. Labels are derived from the report statements (see ``mappings.report_to
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import resolve_inside
+from ecgvlm.io import read_csv_rows, resolve_inside
 from ecgvlm.signals.mappings import report_to_scp
 from ecgvlm.signals.readers.common import parse_number
 from ecgvlm.signals.readers.wfdb_files import read_wfdb
@@ -28,14 +27,6 @@ _MISSING_FROM = 29999  # MIMIC's "not measured" sentinel (and anything larger)
 
 def is_mimic_folder(path: Path) -> bool:
     return (path / RECORD_LIST).is_file()
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ECGVLMError(f"cannot read the table ({e})", path) from None
 
 
 def _value(row: dict[str, str], key: str) -> float | None:
@@ -96,10 +87,10 @@ def record_from_rows(root: Path, rec: dict[str, str], mm: dict[str, str] | None,
 
 
 def iter_mimic(root: Path, fs: float | None = None) -> Iterator[tuple[str, Callable[[], ECGRecord]]]:
-    records = _read_csv(root / RECORD_LIST)
+    records = read_csv_rows(root / RECORD_LIST)
     by_study: dict[str, dict[str, str]] = {}
     if (root / MEASUREMENTS).is_file():
-        by_study = {r.get("study_id", "").strip(): r for r in _read_csv(root / MEASUREMENTS)}
+        by_study = {r.get("study_id", "").strip(): r for r in read_csv_rows(root / MEASUREMENTS)}
     for line, rec in enumerate(records, start=2):
         mm = by_study.get((rec.get("study_id") or "").strip())
         yield (

@@ -8,14 +8,13 @@ missing scp_statements.csv (the vocabulary is part of the package).
 from __future__ import annotations
 
 import ast
-import csv
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import resolve_inside
+from ecgvlm.io import read_csv_rows, resolve_inside
 from ecgvlm.signals.readers.common import clean_labels, parse_age, parse_number, parse_sex
 from ecgvlm.signals.readers.wfdb_files import read_wfdb
 from ecgvlm.signals.record import MEASUREMENT_UNITS, ECGRecord
@@ -33,11 +32,7 @@ def is_ptbxl_folder(path: Path) -> bool:
 
 def _read_table(root: Path) -> list[dict[str, str]]:
     table = root / DATABASE
-    try:
-        with open(table, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ECGVLMError(f"cannot read the table ({e})", table) from None
+    rows = read_csv_rows(table)
     if rows and "scp_codes" not in rows[0]:
         raise ECGVLMError("no scp_codes column: not a PTB-XL database table", table)
     if rows and not ({"filename_lr", "filename_hr"} & set(rows[0])):
