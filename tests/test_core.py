@@ -62,3 +62,13 @@ def test_atomic_write_honours_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_cli_takes_options_between_positionals(monkeypatch):
+    import ecgvlm.train.cli as train_cli
+
+    seen = {}
+    monkeypatch.setattr(train_cli, "main", lambda args: seen.update(vars(args)) or 0)
+    assert main(["train", "--config", "x.yaml", "a=1", "--resume", "b=2"]) == 0
+    assert seen["resume"] is True and seen["config"] == "x.yaml"
+    assert seen["overrides"] == ["a=1", "b=2"]

@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     module.add_arguments(parser)
-    args = parser.parse_args(argv[1:])
+    try:  # `train --config X a=1 --resume b=2`: options may sit between KEY=VALUE positionals
+        args = parser.parse_intermixed_args(argv[1:])
+    except TypeError:  # argparse cannot intermix with sub-commands (dataset build, cnn train)
+        args = parser.parse_args(argv[1:])
     try:
         return int(module.main(args) or 0)
     except ECGVLMError as e:

@@ -84,8 +84,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="check everything, list the points, run nothing"
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="fixed overrides for every point")
-    # overrides may sit between options (`... data.train=X --limit 8 train.max_steps=60`)
-    parser.parse_args = parser.parse_intermixed_args
 
 
 # ---------------------------------------------------------------- planning
