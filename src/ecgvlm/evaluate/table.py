@@ -373,6 +373,7 @@ def sweep_table(runs: list[Run]) -> dict:
                 "point": r.name,
                 "values": {k: (r.point.get("values") or {}).get(k) for k in keys},
                 "metrics": {c: m["values"][i] for c, m in zip(metric_cols, metric_rows)},
+                "ci95": {c: m["ci95"][i] for c, m in zip(metric_cols, metric_rows) if m["ci95"][i]},
                 "cost": {k: _num((r.point.get("cost") or {}).get(k)) for k in costs},
             }
         )
@@ -409,7 +410,9 @@ def sweep_markdown(t: dict) -> str:
 
 def plot_sweep(t: dict, out: Path, metric: str | None = None, cost: str | None = None) -> list[Path]:
     """Per swept key: the metric vs the key's value (mean over other keys), cost on a second axis."""
-    metric = metric or (t["metric_columns"][0] if t["metric_columns"] else None)
+    cols = t["metric_columns"]
+    # the ranking AUC is the number worth plotting; ECGBench's binary "AUC" only if it is all there is
+    metric = metric or next((c for c in cols if c.endswith("/strict/auc")), cols[0] if cols else None)
     cost = cost or next(
         (c for c in ("wall_s", "trainable_params", "peak_mem_gb", "samples_per_s") if c in t["cost_columns"]),
         None,
@@ -443,8 +446,17 @@ def plot_sweep(t: dict, out: Path, metric: str | None = None, cost: str | None =
         fig, ax = plt.subplots(figsize=(5.2, 3.4))
         ax.plot(xpos, ys, "o-", color="tab:blue", label=metric)
         for s, x0 in zip(xs, xpos):
-            pts = [r["metrics"][metric] for r in groups[s] if r["metrics"][metric] is not None]
-            ax.scatter([x0] * len(pts), pts, color="tab:blue", alpha=0.35, s=14)
+            for r in groups[s]:
+                y, ci = r["metrics"][metric], r.get("ci95", {}).get(metric)
+                if y is None:
+                    continue
+                # the bootstrap interval keeps a difference inside the noise from looking like a trend
+                err = [[y - ci[0]], [ci[1] - y]] if ci and ci[0] is not None else None
+                ax.errorbar([x0], [y], yerr=err, fmt="o", color="tab:blue", alpha=0.35, ms=4, capsize=3)
+        if metric.endswith("/auc"):
+            ax.axhline(50.0, color="grey", lw=0.8, ls=":")  # chance
+            lo, hi = ax.get_ylim()
+            ax.set_ylim(min(lo, 45.0), max(hi, 55.0))
         ax.set_xlabel(key)
         ax.set_ylabel(metric, color="tab:blue")
         if numeric and min(xpos) > 0 and max(xpos) / min(xpos) >= 20:
@@ -460,7 +472,10 @@ def plot_sweep(t: dict, out: Path, metric: str | None = None, cost: str | None =
             cs = [mean([r["cost"].get(cost) for r in groups[s]]) for s in xs]
             ax2.plot(xpos, cs, "s--", color="tab:orange", label=cost)
             ax2.set_ylabel(cost, color="tab:orange")
-        ax.set_title(f"{metric} vs {key}\n(line: mean over the other keys; dots: points)", fontsize=9)
+        ax.set_title(
+            f"{metric} vs {key}\n(line: mean over the other keys; dots: points with 95% CI; dotted: chance)",
+            fontsize=9,
+        )
         fig.tight_layout()
         path = out / f"sweep_{key}.png"
         fig.savefig(path, dpi=110, metadata={"Software": None})
