@@ -27,7 +27,9 @@ def test_same_seed_twice_gives_identical_weights_and_resume_matches(tmp_path):
     card = json.loads((a / "pretrain.json").read_text())
     assert card["steps"] == 4 and len(card["loss"]) == 4 and all(x > 0 for x in card["loss"])
     assert (a / "loss.png").stat().st_size > 1000
-    assert json.loads((a / "config.json").read_text())["text_config"]["dtype"] in ("float16", "torch.float16")
+    from safetensors.torch import load_file
+
+    assert {str(t.dtype) for t in load_file(str(a / "model.safetensors")).values()} == {"torch.float16"}
 
     # stop after 2 steps (still before the decay of a 4-step run), then resume to 4
     assert _run(c, "--steps", "2").returncode == 0
