@@ -2,8 +2,8 @@
 
 Harness (reference.md section 7): one superclass per record from 8 synthetic conditions (NORM;
 IMI, ASMI -> MI; ISC_, ISCAL -> STTC; CLBBB, CRBBB -> CD; LVH -> HYP), classes drawn uniformly,
-pages rendered by ``ecgvlm.render`` at 40 dpi (440x340, what ``ecgvlm dataset build`` writes by
-default) with sampled styles, 3,000 training and 400 test records from different seeds, the
+pages rendered by ``ecgvlm.render`` in the "tiny" style (40 dpi, 50 mm/s, 20 mm/mV, no header; what
+``ecgvlm dataset build --style tiny`` and ``ecgvlm demo`` write), 3,000 training and 400 test records from different seeds, the
 instruct stage's superclass questions, answer = the code. Score per class = the first-token
 probability of each code at the answer start (``ecgvlm.model.infer.option_probs(mode="first")``),
 ranking AUC per class (one-vs-rest), macro mean.
@@ -60,10 +60,7 @@ def build_data(out: Path, n_train: int, n_test: int, seed: int) -> None:
             cls = CODES[int(rng.integers(5))]
             cond = CONDITIONS[cls][int(rng.integers(len(CONDITIONS[cls])))]
             rec = synthesize_record(20_000 + s, i, conditions=[cond])
-            style = RenderStyle.sample(rng, dpi=40.0)
-            page = render(
-                rec, layout="3x4+1", augment=["none", "light"][int(rng.integers(2))], seed=i, style=style
-            )
+            page = render(rec, layout="3x4+1", augment="none", seed=i, style=RenderStyle.preset("tiny"))
             rel = f"images/{split}-{i:05d}.png"
             page.image.save(out / rel)
             q = SUPERCLASS_Q[int(rng.integers(len(SUPERCLASS_Q)))]

@@ -30,10 +30,11 @@ from ecgvlm.io import atomic_write_json, atomic_write_text
 
 STAGES = ("base", "data", "baseline", "finetune", "finetuned", "cnn", "report")
 EVAL_TASKS = "superclass,report"
-# One condition per record, two per abnormal superclass, all visible at the tiny model's resolution
-# (40-dpi pages): the same task as reference.md section 7 and benchmarks/tiny_base_eval.py. The full
-# generator prior (31 conditions, several per record, sub-millimetre ST shifts) is too fine for a
-# 10M-parameter model on 440x340 pages; `ecgvlm dataset build` without --conditions makes it.
+# One condition per record, two per abnormal superclass, printed in the "tiny" look (50 mm/s,
+# 20 mm/mV, one fixed style) so the cues are pixels, not fractions of one, at the tiny model's 224-px
+# input: the same task as benchmarks/tiny_base_eval.py. The full generator prior (31 conditions,
+# several per record) and varied styles are too much for a 10M-parameter model in minutes on a CPU;
+# `ecgvlm dataset build` without --conditions and --style makes them.
 DEMO_CONDITIONS = "NORM,IMI,ASMI,ISC_,ISCAL,CLBBB,CRBBB,LVH"
 
 
@@ -115,7 +116,7 @@ def make_base(model_dir: Path, seed: int) -> None:
 
 def build_data(data: Path, args: argparse.Namespace) -> None:
     _cli("dataset", "build", "--source", f"synth:{args.records}", "--out", data, "--seed", args.seed,
-         "--workers", args.workers, "--augment", "none", "--tasks", "superclass,yesno,report",
+         "--workers", args.workers, "--augment", "none", "--style", "tiny", "--tasks", "superclass,yesno,report",
          "--conditions", DEMO_CONDITIONS)  # fmt: skip
 
 

@@ -50,6 +50,7 @@ class BuildConfig:
     layout: str = "3x4+1"  # a layout name, a comma list, or "mixed"
     augment: str = "mixed"  # none | light | heavy | mixed
     dpi: float = 40.0
+    style: str = "sampled"  # sampled (varied looks) or a RenderStyle preset name ("tiny", "default")
     tasks: tuple[str, ...] = TASKS
     questions_per_record: int = 4
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -65,6 +66,10 @@ class BuildConfig:
         bad = [t for t in self.tasks if t not in TASKS]
         if bad or not self.tasks:
             raise ECGVLMError(f"unknown task(s) {', '.join(bad) or '(none)'}; known: {', '.join(TASKS)}")
+        from ecgvlm.render.style import STYLE_PRESETS
+
+        if self.style != "sampled" and self.style not in STYLE_PRESETS:
+            raise ECGVLMError(f"unknown style {self.style!r}; known: sampled, {', '.join(STYLE_PRESETS)}")
         if self.augment not in (*AUGMENTS, "mixed"):
             raise ECGVLMError(f"unknown augment {self.augment!r}; known: none, light, heavy, mixed")
         if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1.0) > 1e-6:
@@ -260,7 +265,15 @@ def make_unit(cfg: BuildConfig, out: Path, key: str, record: ECGRecord) -> dict[
     rng = record_rng(cfg.seed, rid, "page")
     layout = _choose(rng, cfg.layouts())
     augment = _choose(rng, MIXED_AUGMENT) if cfg.augment == "mixed" else cfg.augment
-    style = RenderStyle.sample(rng, dpi=cfg.dpi)
+    if cfg.style == "sampled":
+        style = RenderStyle.sample(rng, dpi=cfg.dpi)
+    else:
+        from ecgvlm.render.style import STYLE_PRESETS
+
+        # --dpi applies unless the preset fixes the resolution it was designed for
+        style = RenderStyle.preset(
+            cfg.style, **({} if "dpi" in STYLE_PRESETS[cfg.style] else {"dpi": cfg.dpi})
+        )
     render_seed = int(rng.integers(2**31))
     page = render(record, layout=layout, augment=augment, seed=render_seed, style=style)
     image_rel = f"images/{name}.{cfg.image_format}"

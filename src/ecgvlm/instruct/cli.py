@@ -85,6 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=40.0,
         help="page resolution: 40 -> ~440x340 px (tiny model); 200 for real models",
     )
+    b.add_argument(
+        "--style",
+        default="sampled",
+        help="page look: sampled (varied paper, grid, ink, speed, gain; default) or a fixed preset: "
+        "tiny (50 mm/s, 20 mm/mV, no header: what the embedded 224-px model can read), default",
+    )
     b.add_argument("--tasks", default="report,superclass,scp,mcq,yesno,measure", help="comma list of tasks")
     b.add_argument("--questions-per-record", type=int, default=4, help="questions per image (train/val)")
     b.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions (PTB-XL uses its folds)")
@@ -171,6 +177,7 @@ def _build(args: argparse.Namespace) -> int:
         layout=args.layout,
         augment=args.augment,
         dpi=args.dpi,
+        style=args.style,
         tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
         questions_per_record=args.questions_per_record,
         split=_split(args.split),

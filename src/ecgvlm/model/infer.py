@@ -16,7 +16,8 @@ import torch
 from ecgvlm.train.data import Collator, encode_messages
 
 
-def _prompt_ids(tokenizer, prompt: str) -> list[int]:
+def prompt_ids(tokenizer, prompt: str) -> list[int]:
+    """Token ids of a user turn holding ``prompt`` followed by the assistant header (training's layout)."""
     ids, _ = encode_messages(tokenizer, [{"role": "user", "content": prompt}])
     return (
         ids
@@ -26,11 +27,12 @@ def _prompt_ids(tokenizer, prompt: str) -> list[int]:
     )
 
 
-def _device(model) -> torch.device:
+def model_device(model) -> torch.device:
+    """The device of the model's first parameter (plain or PEFT-wrapped)."""
     return next(model.parameters()).device
 
 
-def _batch(processor, images, seqs: list[list[int]], left_pad: bool) -> dict:
+def prompt_batch(processor, images: list, seqs: list[list[int]], left_pad: bool) -> dict:
     """Collator batch; with ``left_pad`` the text is shifted right (generation wants the last token last)."""
     items = [{"input_ids": s, "labels": [-100] * len(s), "image": im} for s, im in zip(seqs, images)]
     batch = Collator(processor, pad_to_multiple_of=0)(items)
@@ -52,11 +54,11 @@ def generate(
     tok = processor.tokenizer
     eos = [tok.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|end_of_text|>", "<|eom_id|>")]
     out: list[str] = []
-    dev = _device(model)
+    dev = model_device(model)
     dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
     for s in range(0, len(prompts), batch_size):
-        seqs = [_prompt_ids(tok, p) for p in prompts[s : s + batch_size]]
-        batch = _batch(processor, images[s : s + batch_size], seqs, left_pad=True)
+        seqs = [prompt_ids(tok, p) for p in prompts[s : s + batch_size]]
+        batch = prompt_batch(processor, images[s : s + batch_size], seqs, left_pad=True)
         batch = {k: v.to(dev) for k, v in batch.items()}
         batch["pixel_values"] = batch["pixel_values"].to(dtype)
         gen = model.generate(
@@ -82,21 +84,24 @@ def option_probs(
     answer start, restricted to each option's first token and renormalised (one forward per prompt).
     """
     tok = processor.tokenizer
-    dev = _device(model)
+    dev = model_device(model)
     dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
     opt_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
     rows = []
     for image, prompt in zip(images, prompts):
-        base = _prompt_ids(tok, prompt)
+        base = prompt_ids(tok, prompt)
         if mode == "first":
-            batch = {k: v.to(dev) for k, v in _batch(processor, [image], [base], left_pad=False).items()}
+            batch = {
+                k: v.to(dev) for k, v in prompt_batch(processor, [image], [base], left_pad=False).items()
+            }
             batch["pixel_values"] = batch["pixel_values"].to(dtype)
             logp = torch.log_softmax(model(**batch, logits_to_keep=1).logits[0, -1].float(), -1)
             scores = torch.stack([logp[ids[0]] for ids in opt_ids])
         elif mode == "sequence":
             seqs = [base + ids for ids in opt_ids]
             batch = {
-                k: v.to(dev) for k, v in _batch(processor, [image] * len(seqs), seqs, left_pad=False).items()
+                k: v.to(dev)
+                for k, v in prompt_batch(processor, [image] * len(seqs), seqs, left_pad=False).items()
             }
             batch["pixel_values"] = batch["pixel_values"].to(dtype)
             logp = torch.log_softmax(model(**batch).logits.float(), -1)

@@ -63,13 +63,13 @@ class PretrainConfig:
     minutes: float | None = None
     geometry: str = DEFAULT_GEOMETRY
     batch_size: int = 8
-    lr: float = 6e-4
+    lr: float = 1e-3
     min_lr_ratio: float = 0.05
     decay_frac: float = 0.25
-    warmup: int = 150
+    warmup: int = 200
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    ecg_fraction: float = 0.6
+    ecg_fraction: float = 0.75
     record_pool: int = 6000  # distinct synthetic ECG records; each page is asked several questions
     save_every: int = 200
     threads: int = 1

@@ -46,11 +46,6 @@ GENERIC_TASKS = (
     "g_count", "g_taller", "g_faster", "g_period", "g_amplitude", "g_direction", "g_width", "g_shape",
     "g_label", "g_where", "g_has_label", "g_number",
 )  # fmt: skip
-ECG_TASKS = (
-    "e_lead", "e_beats", "e_rate", "e_qrs", "e_pr", "e_qt", "e_r_height", "e_s_depth", "e_polarity",
-    "e_t_wave", "e_st", "e_q_depth", "e_regular",
-)  # fmt: skip
-TASKS = GENERIC_TASKS + ECG_TASKS
 # Draw weights: label reading is the task that answers with NORM/MI/STTC/CD/HYP, so it is drawn more.
 _GENERIC_DRAW = GENERIC_TASKS + ("g_label", "g_label", "g_label", "g_has_label")
 
@@ -307,174 +302,134 @@ def _generic(task: str, rng: np.random.Generator) -> tuple[Image.Image, str, str
 
 # ------------------------------------------------------------------ ECG pages
 
-
-def _beats(record) -> np.ndarray:
-    """Sample indices of the QRS centres (all-lead slope energy peaks)."""
-    sig = record.signal.astype(np.float64)
-    fs = record.fs
-    e = np.abs(np.diff(sig, axis=1)).sum(0)
-    k = max(1, int(0.03 * fs))
-    e = np.convolve(e, np.ones(k) / k, mode="same")
-    thr = 0.35 * np.percentile(e, 99.5)
-    gap = int(0.25 * fs)
-    peaks: list[int] = []
-    for i in np.argsort(-e):
-        if e[i] < thr:
-            break
-        if all(abs(int(i) - p) > gap for p in peaks):
-            peaks.append(int(i))
-    return np.array(sorted(peaks))
-
-
-def _lead_features(record, lead: str, beats: np.ndarray) -> dict[str, float] | None:
-    """Median R height, S depth, ST level (J+60 ms), T deflection and Q depth of one lead, in mV."""
-    fs = record.fs
-    qrs = record.measurements.get("qrs", 100.0) / 1000
-    qt = record.measurements.get("qt", 400.0) / 1000
-    x = record.signal[LEADS.index(lead)].astype(np.float64)
-    rows = []
-    for b in beats:
-        on = int(b - (qrs / 2 + 0.02) * fs)
-        lo, hi = on - int(0.04 * fs), on - int(0.005 * fs)
-        t_lo, t_hi = int(b + (qt * 0.55) * fs), int(b + (qt * 0.8) * fs)
-        if lo < 0 or t_hi >= x.size:
-            continue
-        base = float(np.median(x[lo:hi]))
-        seg = x[int(b - qrs * 0.8 * fs) : int(b + qrs * 0.8 * fs)] - base
-        j = int(b + (qrs / 2 + 0.06) * fs)
-        # Q: the negative dip before the largest positive deflection, within the first half of the QRS
-        start = int((0.8 * qrs - qrs / 2) * fs)
-        r_at = start + int(np.argmax(seg[start : start + max(2, int(qrs * fs))]))
-        q = max(0.0, -float(seg[start : max(start + 1, r_at)].min())) if r_at > start else 0.0
-        rows.append((seg.max(), -seg.min(), x[j] - base, float(np.mean(x[t_lo:t_hi]) - base), q))
-    if len(rows) < 2:
-        return None
-    r, s, st, t, q = np.median(np.array(rows), axis=0)
-    return {"r": float(r), "s": float(s), "st": float(st), "t": float(t), "q": float(q)}
-
-
-_LEAD_Q = {
-    "e_r_height": ("How tall is the R wave in lead {l}, in mm?", "R wave height in {l} in millimetres?"),
-    "e_s_depth": ("How deep is the S wave in lead {l}, in mm?", "Depth of the S wave in {l} in mm?"),
-    "e_polarity": (
-        "Is the QRS complex in lead {l} mainly positive?",
-        "Does the QRS in {l} point mostly upward?",
+# Lead groups the questions name (anatomical neighbours; asking per group, not per lead, keeps the
+# answer a count the page shows at the tiny model's resolution).
+_GROUPS = {
+    "II, III and aVF": ("II", "III", "aVF"),
+    "V1 to V4": ("V1", "V2", "V3", "V4"),
+    "I, aVL, V5 and V6": ("I", "aVL", "V5", "V6"),
+}
+_NOT_AVR = tuple(lead for lead in LEADS if lead != "aVR")
+_ECG_Q = {
+    "e_rate": ("What is the heart rate in bpm?", "Estimate the ventricular rate in beats per minute."),
+    "e_beats": ("How many beats are in the rhythm strip?", "Count the QRS complexes in the long strip."),
+    "e_qrs": ("How many small squares wide is the QRS complex?", "QRS duration in small squares?"),
+    "e_qrs_ms": ("What is the QRS duration in ms?", "How long is the QRS complex, in milliseconds?"),
+    "e_pr": ("How many small squares long is the PR interval?", "PR interval in small squares?"),
+    "e_t_down": (
+        "In how many leads does the T wave point downward?",
+        "Count the leads with a negative T wave (aVR excluded).",
     ),
-    "e_t_wave": (
-        "Is the T wave in lead {l} upright or inverted?",
-        "Is the T wave in {l} upright or inverted?",
+    "e_st_low": (
+        "In how many leads does the ST segment sit at least 0.1 mV below the baseline?",
+        "Count the leads whose ST segment is 2 mm or more under the baseline (aVR excluded).",
     ),
-    "e_q_depth": (
-        "How deep is the Q wave in lead {l}, in mm?",
-        "Depth of the initial negative wave in {l} in mm?",
+    "e_q_group": (
+        "In how many of leads {g} does the QRS begin with a negative wave of at least 30 ms?",
+        "Count the leads among {g} whose first QRS deflection is a wide negative wave.",
     ),
-    "e_st": (
-        "What is the ST level in lead {l}, in mm?",
-        "How many mm is the ST segment in {l} above the baseline?",
+    "e_r_max": ("How tall is the tallest R wave on the page, in mm?", "Height of the tallest R wave in mm?"),
+    "e_s_max": ("How deep is the deepest S wave on the page, in mm?", "Depth of the deepest S wave in mm?"),
+    "e_negative": (
+        "In how many leads is the QRS mainly negative?",
+        "Count the leads whose QRS points mostly downward (aVR excluded).",
+    ),
+    "e_rate_yn": ("Is the heart rate above {k} bpm?", "Is the rate faster than {k} beats per minute?"),
+    "e_beats_yn": (
+        "Are there more than {k} beats in the rhythm strip?",
+        "Does the long strip show more than {k} QRS complexes?",
     ),
 }
+ECG_TASKS = tuple(_ECG_Q)
+TASKS = GENERIC_TASKS + ECG_TASKS
 
 
-_PAGES: OrderedDict = OrderedDict()  # (stream seed, record index) -> (PNG bytes, lead names, features)
+_PAGES: OrderedDict = OrderedDict()  # (stream seed, record index) -> (PNG bytes, measured features)
 _PAGES_MAX = 8000
 
 
-def _page(seed: int, rec_index: int) -> tuple:
-    """Record, page and measured features of one pooled ECG; memoised (a pure function of its key)."""
+def ecg_page(seed: int, rec_index: int) -> tuple[Image.Image, dict, float]:
+    """Page (the "tiny" look), delineated features and gain of one pooled record; memoised."""
     from ecgvlm.render import RenderStyle, render
+    from ecgvlm.signals.delineate import delineate
     from ecgvlm.signals.synth import synthesize_record
+    from ecgvlm.signals.synth_conditions import CONDITIONS
 
     key = (seed, rec_index)
     hit = _PAGES.get(key)
     if hit is None:
-        record = synthesize_record(10_000 + seed, rec_index)
+        # Morphologies must vary widely or most answers would be "0": 60% of the records carry one
+        # statement drawn uniformly from the generator's 31, the rest follow its full prior.
+        # Nothing about them is ever named; only what the signal measures is asked.
         prng = np.random.default_rng([seed, rec_index, 7])
-        style = RenderStyle.sample(prng, dpi=40.0, speed=25.0)
-        augment = ("none", "none", "light")[int(prng.integers(3))]
-        page = render(record, layout="3x4+1", augment=augment, seed=rec_index, style=style)
+        conditions = [_pick(prng, tuple(CONDITIONS))] if prng.random() < 0.6 else None
+        record = synthesize_record(10_000 + seed, rec_index, conditions=conditions)
+        style = RenderStyle.preset("tiny")
+        page = render(record, layout="3x4+1", augment="none", seed=rec_index, style=style)
         buf = io.BytesIO()
         page.image.save(buf, format="PNG")
-        panels = [(ld["row"], ld["col"], ld["lead"]) for ld in page.sidecar["leads"] if ld["row"] < 3]
-        beats = _beats(record)
-        feats = {lead: _lead_features(record, lead, beats) for lead in LEADS}
-        rr = np.diff(beats)
-        hit = (buf.getvalue(), panels, feats, len(beats), float(rr.std() / rr.mean()) if len(rr) >= 3 else None,
-               dict(record.measurements), style.gain)  # fmt: skip
+        feats = delineate(record.signal, record.fs)
+        strip_end = page.sidecar["leads"][-1]["t_end"]  # the rhythm strip shows 0..t_end s
+        feats["strip_beats"] = sum(t < strip_end for t in feats.get("beats_s", ()))
+        hit = (buf.getvalue(), feats, style.gain)
         _PAGES[key] = hit
         if len(_PAGES) > _PAGES_MAX:
             _PAGES.popitem(last=False)
-    png, panels, feats, n_beats, rr_cv, m, gain = hit
-    return Image.open(io.BytesIO(png)).convert("RGB"), panels, feats, n_beats, rr_cv, m, gain
+    png, feats, gain = hit
+    return Image.open(io.BytesIO(png)).convert("RGB"), feats, gain
 
 
-def _ecg(task: str, seed: int, rng: np.random.Generator, record_pool: int) -> tuple | None:
-    image, panels, feats, n_beats, rr_cv, m, gain = _page(seed, int(rng.integers(record_pool)))
-    if task == "e_lead":
-        row, col, lead = _pick(rng, panels)
-        q = _pick(
-            rng, ("Which lead is shown in row {r}, column {c}?", "Name the lead in row {r}, column {c}.")
-        )
-        return image, q.format(r=row + 1, c=col + 1), lead
-    if task == "e_beats":
-        return (
-            image,
-            _pick(
-                rng,
-                (
-                    "How many beats are in the rhythm strip?",
-                    "Count the QRS complexes in the long strip at the bottom.",
-                ),
-            ),
-            str(n_beats),
-        )
-    if task == "e_rate":
-        return (
-            image,
-            _pick(
-                rng, ("What is the heart rate in bpm?", "Estimate the ventricular rate (beats per minute).")
-            ),
-            str(int(round(m["hr"] / 5) * 5)),
-        )
-    if task in ("e_qrs", "e_pr", "e_qt"):
-        key = task[2:]
-        if key not in m:
-            return None
-        name = {"qrs": "QRS duration", "pr": "PR interval", "qt": "QT interval"}[key]
-        if rng.random() < 0.5:
-            return image, f"What is the {name} in ms?", str(int(round(m[key] / 20) * 20))
-        return image, f"How many small squares long is the {name}?", str(int(round(m[key] / 40)))
-    if task == "e_regular":
-        cv = rr_cv
-        if cv is None or 0.04 < cv < 0.1:
-            return None  # ambiguous: ask only clear cases
-        return (
-            image,
-            _pick(rng, ("Is the rhythm regular?", "Are the beats evenly spaced?")),
-            "yes" if cv <= 0.04 else "no",
-        )
-    lead = _pick(rng, LEADS)
-    f = feats[lead]
-    if f is None:
+def _ecg_answer(task: str, d: dict, gain: float, rng: np.random.Generator) -> tuple[dict, str] | None:
+    """(format fields of the question, answer) measured on the signal, or None if not measurable."""
+    if "qrs" not in d or "st" not in d:
         return None
-    q = _pick(rng, _LEAD_Q[task]).format(l=lead)
-    if task == "e_r_height":
-        return image, q, str(int(round(f["r"] * gain)))
-    if task == "e_s_depth":
-        return image, q, str(int(round(f["s"] * gain)))
-    if task == "e_polarity":
-        return image, q, "yes" if f["r"] > f["s"] else "no"
-    if task == "e_t_wave":
-        if abs(f["t"]) < 0.05:
+    small = 20.0  # ms per 1-mm square at 50 mm/s
+    if task == "e_rate":
+        return {}, str(int(round(d["hr"] / 5) * 5))
+    if task == "e_beats":
+        return {}, str(d["strip_beats"])
+    if task == "e_qrs":
+        return {}, str(int(round(d["qrs"] / small)))
+    if task == "e_qrs_ms":
+        return {}, str(int(round(d["qrs"] / 20) * 20))
+    if task == "e_pr":
+        return ({}, str(int(round(d["pr"] / small)))) if "pr" in d else None
+    if task == "e_t_down":
+        return {}, str(sum(d["t_amp"][ld] < -0.1 for ld in _NOT_AVR))
+    if task == "e_st_low":
+        return {}, str(sum(d["st"][ld] <= -0.1 for ld in _NOT_AVR))
+    if task == "e_q_group":
+        g = _pick(rng, tuple(_GROUPS))
+        return {"g": g}, str(sum(d["q"][ld][0] >= 30 and d["q"][ld][1] >= 0.1 for ld in _GROUPS[g]))
+    if task == "e_r_max":
+        return {}, str(int(round(max(d["r_amp"].values()) * gain / 5) * 5))
+    if task == "e_s_max":
+        return {}, str(int(round(max(d["s_amp"].values()) * gain / 5) * 5))
+    if task == "e_negative":
+        return {}, str(sum(d["s_amp"][ld] > d["r_amp"][ld] for ld in _NOT_AVR))
+    if task == "e_rate_yn":
+        k = int(rng.integers(11, 21)) * 5  # 55-100 bpm
+        if abs(d["hr"] - k) < 3:
+            return None  # too close to call from the page
+        return {"k": k}, "yes" if d["hr"] > k else "no"
+    if task == "e_beats_yn":
+        k = int(rng.integers(3, 9))
+        if d["strip_beats"] == k:
             return None
-        return image, q, "upright" if f["t"] > 0 else "inverted"
-    if task == "e_q_depth":
-        return image, q, str(int(round(f["q"] * gain)))
-    if task == "e_st":
-        return image, q, str(int(round(f["st"] * gain)))
+        return {"k": k}, "yes" if d["strip_beats"] > k else "no"
     raise ValueError(task)
 
 
-def make_example(seed: int, index: int, ecg_fraction: float = 0.6, record_pool: int = 6000) -> Example:
+def _ecg(task: str, seed: int, rng: np.random.Generator, record_pool: int) -> tuple | None:
+    image, feats, gain = ecg_page(seed, int(rng.integers(record_pool)))
+    out = _ecg_answer(task, feats, gain, rng)
+    if out is None:
+        return None
+    fields, answer = out
+    return image, _pick(rng, _ECG_Q[task]).format(**fields), answer
+
+
+def make_example(seed: int, index: int, ecg_fraction: float = 0.75, record_pool: int = 6000) -> Example:
     """Example ``index`` of the stream ``seed``: a pure function of (seed, index, options)."""
     rng = np.random.default_rng([int(seed), int(index), 1])
     for _attempt in range(20):

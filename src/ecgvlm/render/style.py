@@ -39,6 +39,17 @@ LAYOUTS: tuple[str, ...] = ("3x4+1", "3x4+3", "6x2", "12x1", "1x1")
 SPEEDS: tuple[float, ...] = (25.0, 50.0)
 GAINS: tuple[float, ...] = (5.0, 10.0, 20.0)
 
+# Named looks for whole datasets. "tiny" is the page the embedded 224-px model can read: a letter
+# page shrinks to about 0.8 px per mm there, so at 25 mm/s and 10 mm/mV a 0.1 mV ST shift or a
+# 40 ms wider QRS is under one pixel. At 50 mm/s and 20 mm/mV (settings real carts offer) they
+# are 2-3 px; the header text, which the model cannot read at that size anyway, is left off, and
+# one fixed look removes the style variation a 10M-parameter ViT cannot learn to ignore in minutes
+# (measured in tiny_base/MODEL_CARD.md). "sampled" varies everything (RenderStyle.sample).
+STYLE_PRESETS: dict[str, dict] = {
+    "default": {},
+    "tiny": {"dpi": 40.0, "speed": 50.0, "gain": 20.0, "header": False, "trace_width_mm": 0.5},
+}
+
 
 @dataclass(frozen=True)
 class RenderStyle:
@@ -99,6 +110,15 @@ class RenderStyle:
 
     def replace(self, **changes) -> RenderStyle:
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def preset(cls, name: str, rng: np.random.Generator | None = None, **fixed) -> RenderStyle:
+        """A named look (``STYLE_PRESETS``), or "sampled": a varied one drawn from ``rng``."""
+        if name == "sampled":
+            return cls.sample(rng if rng is not None else np.random.default_rng(0), **fixed)
+        if name not in STYLE_PRESETS:
+            raise ECGVLMError(f"unknown style {name!r}; known: sampled, {', '.join(STYLE_PRESETS)}")
+        return cls(**{**STYLE_PRESETS[name], **fixed})
 
     @classmethod
     def sample(cls, rng: np.random.Generator, **fixed) -> RenderStyle:

@@ -3,7 +3,7 @@
 ``ecgvlm.model.infer.option_probs`` scores one prompt per forward and re-encodes the image each
 time. The interpreter asks every image a dozen questions, and the server wants a whole micro-batch
 at once, so here each distinct image goes through the vision tower once and its cross-attention
-states are shared by all of its questions. The prompt layout is infer's own (same helpers), so the
+states are shared by all of its questions. The prompt layout is infer's own (its public helpers), so the
 probabilities equal ``option_probs(..., mode="sequence")`` (checked in tests).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ecgvlm.model.infer import _batch, _device, _prompt_ids
+from ecgvlm.model.infer import model_device, prompt_batch, prompt_ids
 
 
 def _mllama(model):
@@ -43,18 +43,18 @@ def batched_option_probs(
     Pairs that share an image must pass the same image object (``is``) to share its encoding.
     """
     tok = processor.tokenizer
-    dev = _device(model)
+    dev = model_device(model)
     dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
     opt_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
     items = []  # (pair index, option index, prompt length, option ids, sequence, image)
     for i, (image, prompt) in enumerate(zip(images, prompts)):
-        base = _prompt_ids(tok, prompt)
+        base = prompt_ids(tok, prompt)
         for k, ids in enumerate(opt_ids):
             items.append((i, k, len(base), ids, base + ids, image))
     scores = torch.zeros(len(prompts), len(options), dtype=torch.float64)
     for s in range(0, len(items), batch_size):
         chunk = items[s : s + batch_size]
-        batch = _batch(processor, [it[5] for it in chunk], [it[4] for it in chunk], left_pad=False)
+        batch = prompt_batch(processor, [it[5] for it in chunk], [it[4] for it in chunk], left_pad=False)
         batch = {k: v.to(dev) for k, v in batch.items()}
         batch["pixel_values"] = batch["pixel_values"].to(dtype)
         first: dict[int, int] = {}  # id(image) -> its first row in this chunk

@@ -249,7 +249,7 @@ def delineate(signal: np.ndarray, fs: float) -> dict:
     x = _clean(np.asarray(signal, dtype=np.float64), fs)
     n = x.shape[1]
     r = _align(x, detect_beats(x, fs), fs)
-    out: dict = {"n_beats": int(r.size)}
+    out: dict = {"n_beats": int(r.size), "beats_s": (r / fs).tolist()}
     if r.size < 3:
         return out
     rr = np.diff(r) / fs
