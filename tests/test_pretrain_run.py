@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-ARGS = ["--geometry", "micro", "--eval-examples", "4", "--warmup", "2", "--save-every", "1", "--no-progress"]
+ARGS = ["--geometry", "micro", "--eval-examples", "4", "--warmup", "2", "--save-every", "1", "--no-progress",
+        "--record-pool", "16"]  # fmt: skip
+STAGE1 = ["--vision-steps", "2", "--vision-batch-size", "2"]
 
 
 def _run(out, *extra):
@@ -20,7 +22,7 @@ def _run(out, *extra):
 def test_same_seed_twice_gives_identical_weights_and_resume_matches(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for out in (a, b):
-        r = _run(out, "--steps", "4")
+        r = _run(out, "--steps", "4", *STAGE1)
         assert r.returncode == 0, r.stderr[-2000:]
     wa = (a / "model.safetensors").read_bytes()
     assert wa == (b / "model.safetensors").read_bytes()
@@ -29,11 +31,20 @@ def test_same_seed_twice_gives_identical_weights_and_resume_matches(tmp_path):
     assert (a / "loss.png").stat().st_size > 1000
     from safetensors.torch import load_file
 
-    assert {str(t.dtype) for t in load_file(str(a / "model.safetensors")).values()} == {"torch.float16"}
+    weights = load_file(str(a / "model.safetensors"))
+    assert {str(t.dtype) for t in weights.values()} == {"torch.float16"}
+    # stage 1 trained the vision tower; stage 2 left it exactly as stage 1 did (frozen)
+    stage1 = load_file(str(a / "_work" / "vision.safetensors"))
+    init = load_file(str(a / "_work" / "init" / "model.safetensors"))
+    name = "vision_model.patch_embedding.weight"  # the saved (checkpoint) key layout
+    assert not (stage1["patch_embedding.weight"] == init[name]).all()
+    for k, v in stage1.items():
+        assert (weights["vision_model." + k] == v.half()).all(), k
+    assert card["vision_loss"] and len(card["vision_loss"]) == 2
 
     # stop after 2 steps (still before the decay of a 4-step run), then resume to 4
-    assert _run(c, "--steps", "2").returncode == 0
-    r = _run(c, "--steps", "4", "--resume")
+    assert _run(c, "--steps", "2", *STAGE1).returncode == 0
+    r = _run(c, "--steps", "4", "--resume", *STAGE1)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (c / "model.safetensors").read_bytes() == wa
 

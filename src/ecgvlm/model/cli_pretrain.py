@@ -48,6 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-every", type=int, default=d.save_every)
     parser.add_argument("--threads", type=int, default=d.threads, help="torch threads (results depend on it)")
     parser.add_argument("--eval-examples", type=int, default=d.eval_examples, help="held-out exact-match set")
+    parser.add_argument(
+        "--vision-steps",
+        type=int,
+        default=d.vision_steps,
+        help="stage 1: steps of the vision tower alone on trace measurements (then frozen); 0 skips it",
+    )
+    parser.add_argument("--vision-batch-size", type=int, default=d.vision_batch_size)
+    parser.add_argument("--vision-lr", type=float, default=d.vision_lr)
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -77,6 +85,9 @@ def main(args: argparse.Namespace) -> int:
         threads=args.threads,
         device=args.device,
         eval_examples=args.eval_examples,
+        vision_steps=args.vision_steps,
+        vision_batch_size=args.vision_batch_size,
+        vision_lr=args.vision_lr,
     )
     out = pretrain(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     print(f"wrote {out}")

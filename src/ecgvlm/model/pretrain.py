@@ -75,6 +75,11 @@ class PretrainConfig:
     threads: int = 1
     device: str = "cpu"
     eval_examples: int = 240  # held-out stream (seed + 1) for per-task exact match at the end
+    # stage 1 (pretrain_vision): the vision tower alone regresses trace measurements, then stays
+    # frozen in stage 2, so the text model cannot wash its features out (0 skips stage 1)
+    vision_steps: int = 0
+    vision_batch_size: int = 16
+    vision_lr: float = 1e-3
     extra: dict = field(default_factory=dict)
 
 
@@ -168,18 +173,31 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
         build_base(tmp, cfg)
         os.replace(tmp, init)
     processor = load_processor(init)
-    torch.manual_seed(cfg.seed)
-    model = MllamaForConditionalGeneration.from_pretrained(
-        str(init),
-        dtype=torch.float32,
-        local_files_only=True,
-        use_safetensors=True,
-        attn_implementation="sdpa",
-    ).to(cfg.device)
+
+    def load_init():
+        torch.manual_seed(cfg.seed)
+        return MllamaForConditionalGeneration.from_pretrained(
+            str(init),
+            dtype=torch.float32,
+            local_files_only=True,
+            use_safetensors=True,
+            attn_implementation="sdpa",
+        ).to(cfg.device)
+
+    vision_log: list[dict] = []
+    if cfg.vision_steps > 0:
+        vision_log = vision_stage(load_init, processor, cfg, work, progress)
+    model = load_init()
+    if cfg.vision_steps > 0:
+        from safetensors.torch import load_file
+
+        model.model.vision_model.load_state_dict(load_file(str(work / "vision.safetensors")))
+        model.model.vision_model.requires_grad_(False)
     model.train()
-    params = [p for p in model.parameters()]
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    decay = [p for n, p in named if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in named if not (p.ndim >= 2 and "embed" not in n)]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8,
@@ -245,8 +263,29 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     wall = time.time() - wall0
     model.eval()
     scores = task_exact_match(model, processor, cfg)
-    export(model, processor, init, out, cfg, total, wall, log, scores)
+    export(model, processor, init, out, cfg, total, wall, log, scores, vision_log)
     return out
+
+
+def vision_stage(load_init, processor, cfg: PretrainConfig, work: Path, progress: bool) -> list[dict]:
+    """Stage 1 once: the trained tower goes to WORK/vision.safetensors (a rerun reuses it)."""
+    from safetensors.torch import save_file
+
+    from ecgvlm.model.pretrain_vision import train_vision
+
+    done, log_file = work / "vision.safetensors", work / "vision_log.json"
+    if done.is_file() and log_file.is_file():
+        return json.loads(log_file.read_text())
+    model = load_init()
+    t0 = time.time()
+    log = train_vision(model, processor, cfg, progress)
+    log.append({"wall_s": round(time.time() - t0, 1)})
+    state = {k: v.detach().contiguous() for k, v in model.model.vision_model.state_dict().items()}
+    tmp = work / ".vision.safetensors.tmp"
+    save_file(state, str(tmp))
+    atomic_write_json(log_file, log)
+    os.replace(tmp, done)
+    return log
 
 
 def task_exact_match(model, processor, cfg: PretrainConfig) -> dict[str, list[int]]:
@@ -266,7 +305,7 @@ def task_exact_match(model, processor, cfg: PretrainConfig) -> dict[str, list[in
     return dict(sorted(scores.items()))
 
 
-def export(model, processor, init: Path, out: Path, cfg, total, wall, log, scores) -> None:
+def export(model, processor, init: Path, out: Path, cfg, total, wall, log, scores, vision_log=()) -> None:
     """fp16 safetensors + processor + the run's numbers (pretrain.json, loss.png) into ``out``."""
     import torch
 
@@ -289,6 +328,8 @@ def export(model, processor, init: Path, out: Path, cfg, total, wall, log, score
             "exact_match": round(correct / max(1, n), 4),
             "exact_match_per_task": scores,
             "loss": [r["loss"] for r in log],
+            "vision_loss": [r["loss"] for r in vision_log if "loss" in r],
+            "vision_wall_s": next((r["wall_s"] for r in vision_log if "wall_s" in r), 0.0),
         },
     )
     plot_loss([r["loss"] for r in log], tmp / "loss.png")
