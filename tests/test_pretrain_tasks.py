@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ecgvlm.model import pretrain_tasks as pt
+from ecgvlm.render.style import RenderStyle
 from ecgvlm.signals.vocab import SUPERCLASSES
 
 
@@ -72,6 +73,9 @@ def test_the_five_codes_and_yes_no_are_answer_targets():
     assert len({a for a in answers if a.isdigit() and len(a) == 1}) >= 7  # counts, squares, heights
 
 
+TINY = RenderStyle.preset("tiny")  # 50 mm/s, 20 mm/mV
+
+
 def _answers(conditions, task):
     from ecgvlm.signals.delineate import delineate
     from ecgvlm.signals.synth import synthesize_record
@@ -81,7 +85,7 @@ def _answers(conditions, task):
         rec = synthesize_record(77, i, conditions=conditions)
         d = delineate(rec.signal, rec.fs)
         d["strip_beats"] = sum(t < 5.0 for t in d["beats_s"])
-        out.append(pt._ecg_answer(task, d, 20.0, np.random.default_rng(i))[1])
+        out.append(pt._ecg_answer(task, d, TINY, np.random.default_rng(i))[1])
     return out
 
 

@@ -66,10 +66,9 @@ class BuildConfig:
         bad = [t for t in self.tasks if t not in TASKS]
         if bad or not self.tasks:
             raise ECGVLMError(f"unknown task(s) {', '.join(bad) or '(none)'}; known: {', '.join(TASKS)}")
-        from ecgvlm.render.style import STYLE_PRESETS
+        from ecgvlm.render.style import RenderStyle
 
-        if self.style != "sampled" and self.style not in STYLE_PRESETS:
-            raise ECGVLMError(f"unknown style {self.style!r}; known: sampled, {', '.join(STYLE_PRESETS)}")
+        RenderStyle.preset(self.style)  # an unknown name raises, listing the known looks
         if self.augment not in (*AUGMENTS, "mixed"):
             raise ECGVLMError(f"unknown augment {self.augment!r}; known: none, light, heavy, mixed")
         if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1.0) > 1e-6:
@@ -265,15 +264,11 @@ def make_unit(cfg: BuildConfig, out: Path, key: str, record: ECGRecord) -> dict[
     rng = record_rng(cfg.seed, rid, "page")
     layout = _choose(rng, cfg.layouts())
     augment = _choose(rng, MIXED_AUGMENT) if cfg.augment == "mixed" else cfg.augment
-    if cfg.style == "sampled":
-        style = RenderStyle.sample(rng, dpi=cfg.dpi)
-    else:
-        from ecgvlm.render.style import STYLE_PRESETS
+    from ecgvlm.render.style import STYLE_PRESETS
 
-        # --dpi applies unless the preset fixes the resolution it was designed for
-        style = RenderStyle.preset(
-            cfg.style, **({} if "dpi" in STYLE_PRESETS[cfg.style] else {"dpi": cfg.dpi})
-        )
+    # --dpi applies unless a preset fixes the resolution it was designed for
+    fixed = {} if "dpi" in STYLE_PRESETS.get(cfg.style, {}) else {"dpi": cfg.dpi}
+    style = RenderStyle.preset(cfg.style, rng, **fixed)
     render_seed = int(rng.integers(2**31))
     page = render(record, layout=layout, augment=augment, seed=render_seed, style=style)
     image_rel = f"images/{name}.{cfg.image_format}"

@@ -25,12 +25,16 @@ import io
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from ecgvlm.signals.record import LEADS
 from ecgvlm.signals.vocab import SUPERCLASSES
+
+if TYPE_CHECKING:
+    from ecgvlm.render.style import RenderStyle
 
 PAGE_W, PAGE_H = 440, 340  # an A4/letter page at 40 dpi, as `ecgvlm dataset build` renders by default
 CODES = tuple(SUPERCLASSES)
@@ -348,8 +352,8 @@ _PAGES: OrderedDict = OrderedDict()  # (stream seed, record index) -> (PNG bytes
 _PAGES_MAX = 8000
 
 
-def ecg_page(seed: int, rec_index: int) -> tuple[Image.Image, dict, float]:
-    """Page (the "tiny" look), delineated features and gain of one pooled record; memoised."""
+def ecg_page(seed: int, rec_index: int) -> tuple[Image.Image, dict, RenderStyle]:
+    """Page (the "tiny" look), delineated features and style of one pooled record; memoised."""
     from ecgvlm.render import RenderStyle, render
     from ecgvlm.signals.delineate import delineate
     from ecgvlm.signals.synth import synthesize_record
@@ -371,19 +375,25 @@ def ecg_page(seed: int, rec_index: int) -> tuple[Image.Image, dict, float]:
         feats = delineate(record.signal, record.fs)
         strip_end = page.sidecar["leads"][-1]["t_end"]  # the rhythm strip shows 0..t_end s
         feats["strip_beats"] = sum(t < strip_end for t in feats.get("beats_s", ()))
-        hit = (buf.getvalue(), feats, style.gain)
+        hit = (buf.getvalue(), feats, style)
         _PAGES[key] = hit
         if len(_PAGES) > _PAGES_MAX:
             _PAGES.popitem(last=False)
-    png, feats, gain = hit
-    return Image.open(io.BytesIO(png)).convert("RGB"), feats, gain
+    png, feats, style = hit
+    return Image.open(io.BytesIO(png)).convert("RGB"), feats, style
 
 
-def _ecg_answer(task: str, d: dict, gain: float, rng: np.random.Generator) -> tuple[dict, str] | None:
+def measurable(feats: dict) -> bool:
+    """Whether the delineator measured the beats of a record (rate, QRS and per-lead ST)."""
+    return "hr" in feats and "qrs" in feats and "st" in feats
+
+
+def _ecg_answer(task: str, d: dict, style: RenderStyle, rng: np.random.Generator) -> tuple[dict, str] | None:
     """(format fields of the question, answer) measured on the signal, or None if not measurable."""
-    if "qrs" not in d or "st" not in d:
+    if not measurable(d):
         return None
-    small = 20.0  # ms per 1-mm square at 50 mm/s
+    small = 1000.0 / style.speed  # ms per 1-mm square
+    gain = style.gain  # mm per mV
     if task == "e_rate":
         return {}, str(int(round(d["hr"] / 5) * 5))
     if task == "e_beats":
@@ -421,8 +431,8 @@ def _ecg_answer(task: str, d: dict, gain: float, rng: np.random.Generator) -> tu
 
 
 def _ecg(task: str, seed: int, rng: np.random.Generator, record_pool: int) -> tuple | None:
-    image, feats, gain = ecg_page(seed, int(rng.integers(record_pool)))
-    out = _ecg_answer(task, feats, gain, rng)
+    image, feats, style = ecg_page(seed, int(rng.integers(record_pool)))
+    out = _ecg_answer(task, feats, style, rng)
     if out is None:
         return None
     fields, answer = out

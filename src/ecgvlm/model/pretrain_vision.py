@@ -50,13 +50,13 @@ def vision_batch(processor, seed: int, step: int, batch_size: int, record_pool: 
     """(pixel inputs, targets) of batch ``step``: a pure function of its arguments."""
     import torch
 
-    from ecgvlm.model.pretrain_tasks import ecg_page
+    from ecgvlm.model.pretrain_tasks import ecg_page, measurable
 
     rng = np.random.default_rng([int(seed), int(step), 11])
     images, targets = [], []
     while len(images) < batch_size:
-        image, feats, _gain = ecg_page(seed, int(rng.integers(record_pool)))
-        if "qrs" not in feats or "st" not in feats or "hr" not in feats:
+        image, feats, _style = ecg_page(seed, int(rng.integers(record_pool)))
+        if not measurable(feats):
             continue  # a record the delineator cannot measure teaches nothing here
         images.append(image)
         targets.append(page_targets(feats))
