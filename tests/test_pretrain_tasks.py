@@ -111,3 +111,39 @@ def test_every_ecg_task_draws(task):
     found = [e for e in (pt.make_example(2, i) for i in range(300)) if e.task == task]
     assert found, task
     assert all(e.answer and "{" not in e.question for e in found)
+
+
+def _truths(conditions, task, pick=None):
+    from ecgvlm.signals.delineate import delineate
+    from ecgvlm.signals.synth import synthesize_record
+
+    out = []
+    for i in range(4):
+        rec = synthesize_record(78, i, conditions=conditions)
+        d = delineate(rec.signal, rec.fs)
+        d["strip_beats"] = sum(t < 5.0 for t in d["beats_s"])
+        out.append(pt._yn_truth(task, d, TINY, pick))
+    return out
+
+
+def test_yes_no_answers_come_from_the_signal():
+    assert _truths(["CLBBB"], "y_qrs") == [True] * 4 and _truths(["NORM"], "y_qrs") == [False] * 4
+    assert _truths(["ISC_"], "y_st_low") == [True] * 4 and _truths(["NORM"], "y_st_low") == [False] * 4
+    assert _truths(["ISCAL"], "y_t_down") == [True] * 4 and _truths(["NORM"], "y_t_down") == [False] * 4
+    assert _truths(["STACH"], "y_rate") == [True] * 4 and _truths(["SBRAD"], "y_rate") == [False] * 4
+    assert _truths(["STACH"], "y_beats") == [True] * 4 and _truths(["SBRAD"], "y_beats") == [False] * 4
+    assert _truths(["NORM"], "y_neg_lead", "V1") == [True] * 4  # rS in V1
+    assert _truths(["NORM"], "y_neg_lead", "II") == [False] * 4
+
+
+def test_yes_no_questions_are_balanced_and_never_a_diagnosis():
+    exs = [pt.make_example(4, i, yesno_fraction=1.0) for i in range(160)]
+    assert {e.task for e in exs} == set(pt.YESNO_TASKS)
+    assert {e.answer for e in exs} == {"yes", "no"}
+    share = sum(e.answer == "yes" for e in exs) / len(exs)
+    assert 0.4 <= share <= 0.6, share  # the answer's prior tells nothing; only the page does
+    for e in exs:
+        assert e.image.size == (440, 340) and "{" not in e.question
+        q = e.question.lower()
+        assert not any(w.lower() in q for w in pt.FORBIDDEN_WORDS), e.question
+        assert not any(c in e.question.split() for c in SUPERCLASSES), e.question

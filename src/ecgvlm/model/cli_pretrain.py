@@ -42,7 +42,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--decay-frac", type=float, default=d.decay_frac, help="cosine decay over this last part"
     )
     parser.add_argument(
-        "--ecg-fraction", type=float, default=d.ecg_fraction, help="share of ECG-page examples"
+        "--yesno-fraction",
+        type=float,
+        default=d.yesno_fraction,
+        help="share of balanced yes/no questions about ECG pages (they teach the text model to use the image)",
+    )
+    parser.add_argument(
+        "--first-task-steps",
+        type=int,
+        default=d.first_task_steps,
+        help=f"stage 2 opens with this many steps of one yes/no question ({d.first_task}) to start the image path",
+    )
+    parser.add_argument(
+        "--ecg-fraction",
+        type=float,
+        default=d.ecg_fraction,
+        help="of the other examples, the share of ECG measurement questions (the rest: generic pages)",
     )
     parser.add_argument("--record-pool", type=int, default=d.record_pool, help="distinct synthetic ECGs")
     parser.add_argument("--save-every", type=int, default=d.save_every)
@@ -80,6 +95,8 @@ def main(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         decay_frac=args.decay_frac,
         ecg_fraction=args.ecg_fraction,
+        yesno_fraction=args.yesno_fraction,
+        first_task_steps=args.first_task_steps,
         record_pool=args.record_pool,
         save_every=args.save_every,
         threads=args.threads,

@@ -345,7 +345,48 @@ _ECG_Q = {
     ),
 }
 ECG_TASKS = tuple(_ECG_Q)
-TASKS = GENERIC_TASKS + ECG_TASKS
+
+# Balanced yes/no questions about one quantity an ECG page shows. The answer is drawn first and a
+# pooled record that fits is looked up, so for every question "yes" and "no" are equally likely and
+# only the image tells them apart. Why: a stage 2 of counts and numbers alone learned the answers'
+# prior and never used the image (the same answers on a blank page); with these it does, and LoRA
+# on the base then learns ECG classes (MODEL_CARD.md has the measurements).
+_YN_Q = {
+    "y_rate": ("Is the heart rate above 80 bpm?", "Is the rate faster than 80 beats per minute?"),
+    "y_qrs": ("Is the QRS complex wider than 110 ms?", "Does the QRS last longer than 110 ms?"),
+    "y_pr": ("Is the PR interval longer than 160 ms?", "Does the PR interval exceed 160 ms?"),
+    "y_qt": ("Is the QT interval longer than 400 ms?", "Does the QT interval exceed 400 ms?"),
+    "y_irregular": ("Is the rhythm irregular?", "Do the R-R intervals vary from beat to beat?"),
+    "y_p": ("Is a P wave visible before the QRS complexes?", "Can you see P waves ahead of each QRS?"),
+    "y_t_down": (
+        "Is the T wave negative in two or more leads (aVR excluded)?",
+        "Do at least two leads other than aVR show a downward T wave?",
+    ),
+    "y_st_low": (
+        "Does the ST segment sit 0.1 mV or more below the baseline in any lead (aVR excluded)?",
+        "Is the ST segment 2 mm or more under the baseline in some lead other than aVR?",
+    ),
+    "y_st_up": (
+        "Does the ST segment rise 0.1 mV or more above the baseline in any lead (aVR excluded)?",
+        "Is the ST segment 2 mm or more above the baseline in some lead other than aVR?",
+    ),
+    "y_r_tall": ("Is the tallest R wave on the page more than 25 mm high?", "Does any R wave exceed 25 mm?"),
+    "y_s_deep": ("Is the deepest S wave on the page more than 25 mm deep?", "Does any S wave reach below 25 mm?"),
+    "y_beats": (
+        "Are there more than 6 beats in the rhythm strip?",
+        "Does the long strip show more than 6 QRS complexes?",
+    ),
+    "y_t_lead": ("Is the T wave in lead {lead} upside down?", "Does lead {lead} show a negative T wave?"),
+    "y_neg_lead": ("Is the QRS in lead {lead} mainly negative?", "Does the QRS in lead {lead} point mostly down?"),
+    "y_q_group": (
+        "Do two or more of leads {g} begin the QRS with a wide negative wave?",
+        "Is there a wide initial negative QRS wave in at least two of leads {g}?",
+    ),
+}  # fmt: skip
+YESNO_TASKS = tuple(_YN_Q)
+YESNO_FRACTION = 0.8  # share of the stage-2 stream (PretrainConfig.yesno_fraction)
+_YN_LEADS = ("I", "II", "III", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+TASKS = GENERIC_TASKS + ECG_TASKS + YESNO_TASKS
 
 
 _PAGES: OrderedDict = OrderedDict()  # (stream seed, record index) -> (PNG bytes, measured features)
@@ -439,11 +480,69 @@ def _ecg(task: str, seed: int, rng: np.random.Generator, record_pool: int) -> tu
     return image, _pick(rng, _ECG_Q[task]).format(**fields), answer
 
 
-def make_example(seed: int, index: int, ecg_fraction: float = 0.75, record_pool: int = 6000) -> Example:
-    """Example ``index`` of the stream ``seed``: a pure function of (seed, index, options)."""
+def _yn_truth(task: str, d: dict, style: RenderStyle, pick: str | None) -> bool | None:
+    """The true answer of yes/no ``task`` on a page's features, or None if not measured."""
+    lead_groups = _GROUPS.get(pick or "", ())
+    truth = {
+        "y_rate": lambda: d["hr"] > 80,
+        "y_qrs": lambda: d["qrs"] > 110,
+        "y_pr": lambda: d["pr"] > 160 if "pr" in d else None,
+        "y_qt": lambda: d["qt"] > 400 if "qt" in d else None,
+        "y_irregular": lambda: d["rr_cv"] > 0.08,
+        "y_p": lambda: bool(d["p_present"]),
+        "y_t_down": lambda: sum(d["t_amp"][ld] < -0.1 for ld in _NOT_AVR) >= 2,
+        "y_st_low": lambda: any(d["st"][ld] <= -0.1 for ld in _NOT_AVR),
+        "y_st_up": lambda: any(d["st"][ld] >= 0.1 for ld in _NOT_AVR),
+        "y_r_tall": lambda: max(d["r_amp"].values()) * style.gain > 25,
+        "y_s_deep": lambda: max(d["s_amp"].values()) * style.gain > 25,
+        "y_beats": lambda: d["strip_beats"] > 6,
+        "y_t_lead": lambda: d["t_amp"][pick] < -0.1,
+        "y_neg_lead": lambda: d["s_amp"][pick] > d["r_amp"][pick],
+        "y_q_group": lambda: sum(d["q"][ld][0] >= 30 and d["q"][ld][1] >= 0.1 for ld in lead_groups) >= 2,
+    }[task]()
+    return None if truth is None else bool(truth)
+
+
+def _yesno(task: str, seed: int, rng: np.random.Generator, record_pool: int) -> tuple | None:
+    """(page, question, answer) with the answer drawn first; None if no pooled record fits soon."""
+    pick = None
+    if task in ("y_t_lead", "y_neg_lead"):
+        pick = _pick(rng, _YN_LEADS)
+    elif task == "y_q_group":
+        pick = _pick(rng, tuple(_GROUPS))
+    want = bool(rng.random() < 0.5)
+    question = _pick(rng, _YN_Q[task]).format(lead=pick, g=pick)
+    for _try in range(40):
+        image, feats, style = ecg_page(seed, int(rng.integers(record_pool)))
+        if measurable(feats) and _yn_truth(task, feats, style, pick) is want:
+            return image, question, "yes" if want else "no"
+    return None
+
+
+def make_example(
+    seed: int,
+    index: int,
+    ecg_fraction: float = 0.75,
+    record_pool: int = 6000,
+    yesno_fraction: float = YESNO_FRACTION,
+    yesno_task: str | None = None,
+) -> Example:
+    """Example ``index`` of the stream ``seed``: a pure function of (seed, index, options).
+
+    A share ``yesno_fraction`` of the stream are balanced yes/no questions about ECG pages; of the
+    rest, ``ecg_fraction`` are measurement questions about ECG pages and the others generic pages.
+    ``yesno_task`` makes every example that one yes/no question (stage 2's first steps).
+    """
+    if yesno_task is not None and yesno_task not in _YN_Q:
+        raise ValueError(f"unknown yes/no task {yesno_task!r}; one of {', '.join(YESNO_TASKS)}")
     rng = np.random.default_rng([int(seed), int(index), 1])
     for _attempt in range(20):
-        if rng.random() < ecg_fraction:
+        if yesno_task is not None or rng.random() < yesno_fraction:
+            task = yesno_task or _pick(rng, YESNO_TASKS)
+            out = _yesno(task, seed, rng, record_pool)
+            if out is None:
+                continue
+        elif rng.random() < ecg_fraction:
             task = _pick(rng, ECG_TASKS)
             out = _ecg(task, seed, rng, record_pool)
             if out is None:
