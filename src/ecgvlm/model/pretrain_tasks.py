@@ -9,6 +9,9 @@ default 40 dpi), so the base sees what the instruction datasets show it later:
 - ECG pages (``e_*`` tasks) drawn by ``ecgvlm.render`` from ``synthesize_record`` with questions
   whose answers are measured on the signal: the lead in a panel, beats in the rhythm strip, heart
   rate, QRS/PR/QT in ms, R height and S depth in mm, QRS polarity, T direction, ST level, regularity.
+- balanced yes/no questions about ECG pages (``y_*`` tasks): one measured quantity against a fixed
+  threshold (rate above 80 bpm, QRS wider than 110 ms, T negative in lead V2, ...), the answer drawn
+  first so "yes" and "no" are equally likely and only the page can tell them apart.
 
 No question asks for a diagnosis, a superclass or an SCP statement (``FORBIDDEN_WORDS`` is checked
 by the tests), so the base stays at chance on ECG classification. Every token the later ECG
