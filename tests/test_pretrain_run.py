@@ -9,7 +9,7 @@ import sys
 import pytest
 
 ARGS = ["--geometry", "micro", "--eval-examples", "4", "--warmup", "2", "--save-every", "1", "--no-progress",
-        "--record-pool", "16"]  # fmt: skip
+        "--record-pool", "16", "--first-task-steps", "2"]  # fmt: skip
 STAGE1 = ["--vision-steps", "2", "--vision-batch-size", "2"]
 
 
@@ -46,6 +46,10 @@ def test_same_seed_twice_gives_identical_weights_and_resume_matches(tmp_path):
     assert _run(c, "--steps", "2", *STAGE1).returncode == 0
     r = _run(c, "--steps", "4", "--resume", *STAGE1)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert (c / "model.safetensors").read_bytes() == wa
+    # a resume with other stage-1 options must not reuse the tower silently
+    r = _run(c, "--steps", "4", "--resume", "--vision-steps", "3", "--vision-batch-size", "2")
+    assert r.returncode == 2 and "vision_steps 2 -> 3" in r.stderr, r.stderr[-2000:]
     assert (c / "model.safetensors").read_bytes() == wa
 
 

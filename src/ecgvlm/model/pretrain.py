@@ -281,8 +281,29 @@ def vision_stage(load_init, processor, cfg: PretrainConfig, work: Path, progress
 
     from ecgvlm.model.pretrain_vision import train_vision
 
-    done, log_file = work / "vision.safetensors", work / "vision_log.json"
+    done, log_file, opts_file = (
+        work / "vision.safetensors",
+        work / "vision_log.json",
+        work / "vision_options.json",
+    )
+    # what the tower depends on: a rerun with other stage-1 options must not reuse it silently
+    options = {
+        "seed": cfg.seed,
+        "geometry": cfg.geometry,
+        "vision_steps": cfg.vision_steps,
+        "vision_batch_size": cfg.vision_batch_size,
+        "vision_lr": cfg.vision_lr,
+        "weight_decay": cfg.weight_decay,
+        "record_pool": cfg.record_pool,
+    }
     if done.is_file() and log_file.is_file():
+        if opts_file.is_file() and (old := json.loads(opts_file.read_text())) != options:
+            changed = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in options.items() if old.get(k) != v)
+            raise ECGVLMError(
+                f"the stage-1 tower in this folder was trained with other options ({changed}); "
+                "rerun with the same options or use a new --out",
+                done,
+            )
         return json.loads(log_file.read_text())
     model = load_init()
     t0 = time.time()
@@ -292,6 +313,7 @@ def vision_stage(load_init, processor, cfg: PretrainConfig, work: Path, progress
     tmp = work / ".vision.safetensors.tmp"
     save_file(state, str(tmp))
     atomic_write_json(log_file, log)
+    atomic_write_json(opts_file, options)
     os.replace(tmp, done)
     return log
 
