@@ -76,7 +76,7 @@ class PretrainConfig:
     # mix had not started to use the image after 800 steps; one fixed question does within 100,
     # and the mix that follows then builds on that path (tiny_base/MODEL_CARD.md).
     first_task: str = "y_t_down"
-    first_task_steps: int = 200
+    first_task_steps: int = 400
     record_pool: int = 6000  # distinct synthetic ECG records; each page is asked several questions
     save_every: int = 200
     threads: int = 1
