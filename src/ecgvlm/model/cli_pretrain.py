@@ -5,9 +5,9 @@ states the exact call. The run is deterministic: the same seed, steps and geomet
 weights, byte for byte, on a CPU with one thread (the default). A GPU is faster (not bit-equal).
 
 examples:
-  ecgvlm pretrain-base --out runs/base --steps 1500 --vision-steps 1200   # the shipped recipe (card)
+  ecgvlm pretrain-base --out runs/base --steps 800 --vision-steps 1200   # the shipped recipe (card)
   ecgvlm pretrain-base --out runs/base --minutes 20            # step count fixed from the speed
-  ecgvlm pretrain-base --out runs/base --steps 1500 --vision-steps 1200 --resume   # after a kill
+  ecgvlm pretrain-base --out runs/base --steps 800 --vision-steps 1200 --resume   # after a kill
   ecgvlm pretrain-base --out runs/b --steps 500 --device cuda
 
 The output folder holds config.json + model.safetensors (fp16) + the processor, pretrain.json
