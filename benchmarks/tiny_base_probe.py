@@ -99,9 +99,11 @@ def blank_probe(model, processor, n: int) -> None:
         s[2] += 1
     for task, (a, b, t) in sorted(per.items()):
         print(f"blank  {task:12s} real {a:3d}/{t:<3d} blank {b:3d}/{t}")
-    a, b, t = (sum(v[i] for k, v in per.items() if k.startswith("e_")) for i in range(3))
-    print(f"blank  ECG questions: real page {a}/{t} = {a / t:.3f}, blank page {b}/{t} = {b / t:.3f}")
-    pages = [e.image for e in exs if e.task.startswith("e_")][:16]
+    for family, prefix in (("ECG measurement", "e_"), ("ECG yes/no", "y_")):
+        a, b, t = (sum(v[i] for k, v in per.items() if k.startswith(prefix)) for i in range(3))
+        if t:
+            print(f"blank  {family} questions: real page {a}/{t} = {a / t:.3f}, blank page {b}/{t} = {b / t:.3f}")
+    pages = [e.image for e in exs if e.task.startswith(("e_", "y_"))][:16]
     batch = prompt_batch(
         processor, pages, [prompt_ids(processor.tokenizer, "<image>\nx")] * len(pages), False
     )
