@@ -102,7 +102,9 @@ def blank_probe(model, processor, n: int) -> None:
     for family, prefix in (("ECG measurement", "e_"), ("ECG yes/no", "y_")):
         a, b, t = (sum(v[i] for k, v in per.items() if k.startswith(prefix)) for i in range(3))
         if t:
-            print(f"blank  {family} questions: real page {a}/{t} = {a / t:.3f}, blank page {b}/{t} = {b / t:.3f}")
+            print(
+                f"blank  {family} questions: real page {a}/{t} = {a / t:.3f}, blank page {b}/{t} = {b / t:.3f}"
+            )
     pages = [e.image for e in exs if e.task.startswith(("e_", "y_"))][:16]
     batch = prompt_batch(
         processor, pages, [prompt_ids(processor.tokenizer, "<image>\nx")] * len(pages), False
