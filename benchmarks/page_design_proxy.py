@@ -25,15 +25,7 @@ from PIL import Image
 
 from ecgvlm.render import RenderStyle, render
 from ecgvlm.signals.synth import synthesize_record
-
-CONDITIONS = {
-    "NORM": ["NORM"],
-    "MI": ["IMI", "ASMI"],
-    "STTC": ["ISC_", "ISCAL"],
-    "CD": ["CLBBB", "CRBBB"],
-    "HYP": ["LVH"],
-}
-CODES = list(CONDITIONS)
+from tiny_base_eval import CODES, CONDITIONS  # the same 8 conditions / 5 superclasses
 
 
 def letterbox(im: Image.Image, size: int) -> np.ndarray:

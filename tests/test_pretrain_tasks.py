@@ -76,17 +76,25 @@ def test_the_five_codes_and_yes_no_are_answer_targets():
 TINY = RenderStyle.preset("tiny")  # 50 mm/s, 20 mm/mV
 
 
-def _answers(conditions, task):
+def _measured(conditions, seed):
+    """Delineated features of four synthetic records with ``conditions`` (strip: the first 5 s)."""
     from ecgvlm.signals.delineate import delineate
     from ecgvlm.signals.synth import synthesize_record
 
     out = []
     for i in range(4):
-        rec = synthesize_record(77, i, conditions=conditions)
+        rec = synthesize_record(seed, i, conditions=conditions)
         d = delineate(rec.signal, rec.fs)
         d["strip_beats"] = sum(t < 5.0 for t in d["beats_s"])
-        out.append(pt._ecg_answer(task, d, TINY, np.random.default_rng(i))[1])
+        out.append(d)
     return out
+
+
+def _answers(conditions, task):
+    return [
+        pt._ecg_answer(task, d, TINY, np.random.default_rng(i))[1]
+        for i, d in enumerate(_measured(conditions, 77))
+    ]
 
 
 def test_ecg_answers_come_from_the_signal():
@@ -114,16 +122,7 @@ def test_every_ecg_task_draws(task):
 
 
 def _truths(conditions, task, pick=None):
-    from ecgvlm.signals.delineate import delineate
-    from ecgvlm.signals.synth import synthesize_record
-
-    out = []
-    for i in range(4):
-        rec = synthesize_record(78, i, conditions=conditions)
-        d = delineate(rec.signal, rec.fs)
-        d["strip_beats"] = sum(t < 5.0 for t in d["beats_s"])
-        out.append(pt._yn_truth(task, d, TINY, pick))
-    return out
+    return [pt._yn_truth(task, d, TINY, pick) for d in _measured(conditions, 78)]
 
 
 def test_yes_no_answers_come_from_the_signal():
