@@ -138,8 +138,11 @@ def load_base(base: str, workdir: Path):
     return model, load_processor(path)
 
 
-def train(model, processor, data, steps: int, lr: float, bs: int, seed: int, label: str):
-    """AdamW + warm-up + cosine over ``steps`` batches of a seeded permutation; returns (model, s/step)."""
+def train(model, processor, data, steps: int, lr: float, bs: int, seed: int, label: str, probe=None, every=0):
+    """AdamW + warm-up + cosine over ``steps`` batches of a seeded permutation.
+
+    ``probe(model) -> macro AUC`` runs every ``every`` steps (0: never); returns (model, s/step, curve)
+    where curve lists (step, macro) and the s/step excludes the probes."""
     import torch
 
     from ecgvlm.model.pretrain import encode
@@ -161,6 +164,8 @@ def train(model, processor, data, steps: int, lr: float, bs: int, seed: int, lab
     order: list[int] = []
     model.train()
     t0 = time.time()
+    curve: list[tuple[int, float]] = []
+    probe_s = 0.0
     for step in range(steps):
         if len(order) < bs:
             order += torch.randperm(len(items), generator=g).tolist()
@@ -177,7 +182,13 @@ def train(model, processor, data, steps: int, lr: float, bs: int, seed: int, lab
                 f"  [{label}] step {step + 1}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)",
                 flush=True,
             )
-    return model, (time.time() - t0) / max(1, steps)
+        if probe is not None and every and (step + 1) % every == 0 and step + 1 < steps:
+            tp = time.time()
+            curve.append((step + 1, round(probe(model), 4)))
+            model.train()
+            probe_s += time.time() - tp
+            print(f"  [{label}] step {step + 1}: probe macro AUC {curve[-1][1]:.3f}", flush=True)
+    return model, (time.time() - t0 - probe_s) / max(1, steps), curve
 
 
 def cnn_scores(cnn_pred: Path, answers_by_id: dict[str, str]) -> dict[str, float]:
@@ -207,6 +218,12 @@ def main() -> int:
     ap.add_argument("--lr-full", type=float, default=5e-4)
     ap.add_argument("--bs", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--train-seed", type=int, default=None, help="batch order (default: --seed)")
+    ap.add_argument("--n-probe", type=int, default=200, help="test pages scored by --probe-every")
+    ap.add_argument(
+        "--probe-every", type=int, default=0, help="score the first --n-probe test pages every N steps"
+    )
+    ap.add_argument("--tag", default="", help="a label stored with the result row")
     ap.add_argument("--cnn-pred", type=Path, default=None, help="predictions.jsonl of `ecgvlm cnn eval`")
     ap.add_argument("--table", action="store_true", help="print DATA/results.jsonl and exit")
     args = ap.parse_args()
@@ -225,9 +242,15 @@ def main() -> int:
     test = load_split(args.data, "test")
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     base_name = "random" if args.base == "random" else Path(args.base).name
+    train_seed = args.seed if args.train_seed is None else args.train_seed
+    k = args.n_probe
+
+    def probe(model) -> float:
+        return score(model, proc, test[0][:k], test[1][:k], test[2][:k])["macro"]
+
     for run in runs:
         t = time.time()
-        row: dict = {"base": base_name, "run": run}
+        row: dict = {"base": base_name, "run": run, "tag": args.tag, "train_seed": train_seed}
         if run == "cnn":
             ids = json.loads((args.data / "test.json").read_text())
             row |= cnn_scores(args.cnn_pred, {r["id"]: r["conversations"][1]["value"] for r in ids})
@@ -239,16 +262,18 @@ def main() -> int:
                 model = apply_tuning(model, "paper", LoraSettings(r=64, alpha=128, dropout=0.05))
                 print(describe_trainable(model, "paper"), flush=True)
                 steps = args.steps_lora or int(args.minutes * 60 / args.sps_lora)
-                model, sps = train(
-                    model, proc, load_split(args.data, "train"), steps, args.lr_lora, args.bs, args.seed, run
-                )
-                row |= {"steps": steps, "lr": args.lr_lora, "s_per_step": round(sps, 3)}
+                model, sps, curve = train(
+                    model, proc, load_split(args.data, "train"), steps, args.lr_lora, args.bs, train_seed, run,
+                    probe, args.probe_every,
+                )  # fmt: skip
+                row |= {"steps": steps, "lr": args.lr_lora, "s_per_step": round(sps, 3), "curve": curve}
             elif run == "full":
                 steps = args.steps_full or int(args.minutes * 60 / args.sps_full)
-                model, sps = train(
-                    model, proc, load_split(args.data, "train"), steps, args.lr_full, args.bs, args.seed, run
-                )
-                row |= {"steps": steps, "lr": args.lr_full, "s_per_step": round(sps, 3)}
+                model, sps, curve = train(
+                    model, proc, load_split(args.data, "train"), steps, args.lr_full, args.bs, train_seed, run,
+                    probe, args.probe_every,
+                )  # fmt: skip
+                row |= {"steps": steps, "lr": args.lr_full, "s_per_step": round(sps, 3), "curve": curve}
             row |= score(model, proc, *test)
         row["wall_s"] = round(time.time() - t, 1)
         print(json.dumps(row), flush=True)
@@ -263,14 +288,16 @@ def print_table(results: Path) -> None:
         print("no results yet")
         return
     rows = [json.loads(x) for x in results.read_text().splitlines() if x.strip()]
-    head = (
-        f"| {'base':<10} | {'run':<5} | {'steps':>5} | " + " | ".join(f"{c:>5}" for c in CODES) + " | macro |"
-    )
-    print(head)
-    print("|" + "---|" * (len(CODES) + 4))
+    head = f"| {'base':<10} | {'run':<5} | {'tag':<8} | {'lr':>6} | {'steps':>5} | "
+    print(head + " | ".join(f"{c:>5}" for c in CODES) + " | macro |")
+    print("|" + "---|" * (len(CODES) + 6))
     for r in rows:
         cells = " | ".join(f"{r[c]:.3f}" for c in CODES)
-        print(f"| {r['base']:<10} | {r['run']:<5} | {r.get('steps', ''):>5} | {cells} | {r['macro']:.3f} |")
+        lr = f"{r['lr']:.0e}" if "lr" in r else ""
+        print(
+            f"| {r['base']:<10} | {r['run']:<5} | {r.get('tag', ''):<8} | {lr:>6} | {r.get('steps', ''):>5} | "
+            f"{cells} | {r['macro']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

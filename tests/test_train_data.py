@@ -164,6 +164,10 @@ def test_config_overrides(tmp_path):
     assert json.loads(Path(paper.deepspeed).read_text())["zero_optimization"]["stage"] == 2
     with pytest.raises(ECGVLMError, match="unknown key"):
         load_config(REPO / "configs/tiny_cpu.yaml", ["lora.rank=16"])
+    # YAML 1.1 reads 3e-4 as text; a float field must still get the number, and nonsense must stop
+    assert load_config(None, ["train.lr=3e-4"]).train.lr == 3e-4
+    with pytest.raises(ECGVLMError, match="train.lr must be a number"):
+        load_config(None, ["train.lr=fast"])
 
 
 def test_multi_tile_batching(proc):

@@ -94,8 +94,18 @@ def _build(cls, data: dict, where: str):
         if sub is not None and dataclasses.is_dataclass(sub):
             kwargs[key] = _build(sub, value or {}, f"{where}{key}.")
         else:
-            kwargs[key] = value
+            kwargs[key] = _coerce(value, fields[key].type, where + key)
     return cls(**kwargs)
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """YAML 1.1 reads ``3e-4`` (no dot) as a string; a float field takes it as the number it is."""
+    if isinstance(value, str) and "float" in str(annotation):
+        try:
+            return float(value)
+        except ValueError:
+            raise ECGVLMError(f"{key} must be a number, got {value!r}") from None
+    return value
 
 
 def set_dotted(data: dict, key: str, value: Any) -> None:
