@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 import torch
@@ -31,6 +32,9 @@ def test_same_seed_same_bytes_other_seed_other_weights(tiny, tmp_path):
     d = _digest(other)
     assert d["tokenizer.json"] == _digest(tiny)["tokenizer.json"]
     assert d["model.safetensors"] != _digest(tiny)["model.safetensors"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {f.stat().st_mode & 0o777 for f in other.iterdir() if f.is_file()} == {0o666 & ~umask}
 
 
 def test_structure_matches_11b_shape(tiny):

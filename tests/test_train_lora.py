@@ -86,6 +86,10 @@ def test_tiny_lora_end_to_end(setup, tmp_path):
     first, last = sum(e["loss"] for e in log[:3]) / 3, sum(e["loss"] for e in log[-3:]) / 3
     assert last < 0.6 * first, (first, last)
 
+    # an adapter on a shared cluster must be readable by the group: the umask decides, not mkstemp's 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "adapter_model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     adapter = load_file(str(out / "adapter_model.safetensors"))
     b_mats = {k: v for k, v in adapter.items() if "lora_B" in k}
     assert all(v.abs().sum() > 0 for v in b_mats.values()), [

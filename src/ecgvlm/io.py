@@ -40,6 +40,14 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[BinaryIO]:
         raise
 
 
+def share_files(folder: str | Path) -> None:
+    """Give every file in ``folder`` the umask's permissions: transformers and PEFT write their
+    safetensors through mkstemp (0600), which leaves a model or adapter unreadable to a shared group."""
+    for f in Path(folder).iterdir():
+        if f.is_file():
+            f.chmod(0o666 & ~_UMASK)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)

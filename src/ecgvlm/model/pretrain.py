@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import atomic_write_json
+from ecgvlm.io import atomic_write_json, share_files
 
 # Tiny geometries (all the real Mllama structure: local + gated global vision layers, intermediate
 # features, cross-attention). Chosen by pilot runs, see tiny_base/MODEL_CARD.md.
@@ -366,6 +366,7 @@ def export(model, processor, init: Path, out: Path, cfg, total, wall, log, score
         },
     )
     plot_loss([r["loss"] for r in log], tmp / "loss.png")
+    share_files(tmp)
     for f in tmp.iterdir():
         os.replace(f, out / f.name)
     shutil.rmtree(tmp, ignore_errors=True)

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ecgvlm.io import atomic_write_json
+from ecgvlm.io import atomic_write_json, share_files
 
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -162,6 +162,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0, vocab_size: int = 2048, **ove
         image_processor=image_processor, tokenizer=tok, chat_template=tok.chat_template
     )
     processor.save_pretrained(out_dir)
+    share_files(out_dir)
     import shutil
 
     shutil.rmtree(out_dir / "_tok")

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
+from ecgvlm.io import share_files
 
 
 def merge(base: str | Path | None, adapter: str | Path, out: str | Path, dtype: str | None = None) -> Path:
@@ -26,6 +27,7 @@ def merge(base: str | Path | None, adapter: str | Path, out: str | Path, dtype: 
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), safe_serialization=True)
     processor.save_pretrained(str(tmp))
+    share_files(tmp)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out

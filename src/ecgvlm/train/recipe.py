@@ -405,6 +405,9 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         processor.save_pretrained(str(tmp))
         if cfg.model.max_num_tiles:  # evaluate/serve must shrink the base the same way
             atomic_write_json(tmp / "ecgvlm_model.json", {"max_num_tiles": cfg.model.max_num_tiles})
+        from ecgvlm.io import share_files
+
+        share_files(tmp)
         for f in tmp.iterdir():
             os.replace(f, out / f.name)
         tmp.rmdir()
