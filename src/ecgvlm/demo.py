@@ -45,7 +45,7 @@ DEMO_CONDITIONS = "NORM,IMI,ASMI,ISC_,ISCAL,CLBBB,CRBBB,LVH"
 DEMO_RECIPE = (
     "tuning=paper", "lora.r=64", "lora.alpha=128", "lora.dropout=0.05",
     "data.max_len=256", "data.group_by_length=true",
-    "train.batch_size=8", "train.lr=1.0e-3", "train.warmup_ratio=0.03", "train.precision=fp32",
+    "train.batch_size=8", "train.warmup_ratio=0.03", "train.precision=fp32",
     "train.gradient_checkpointing=false", "train.label_logits_only=true",
     "train.save_every=50", "train.keep_checkpoints=2", "train.threads=1",
 )  # fmt: skip
@@ -56,6 +56,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--records", type=int, default=1200, help="synthetic records (80/10/10 split)")
     parser.add_argument(
         "--steps", type=int, default=600, help="LoRA optimizer steps at batch 8 (default 600)"
+    )
+    parser.add_argument("--lr", type=float, default=1e-3, help="LoRA learning rate (default 1e-3)")
+    parser.add_argument(
+        "--tasks",
+        default="superclass,yesno,report",
+        help="instruction tasks built and trained on (default superclass,yesno,report)",
+    )
+    parser.add_argument(
+        "--scores",
+        choices=["yesno", "codes"],
+        default="yesno",
+        help="superclass probabilities for Table I: P(yes) per superclass, or the code likelihoods",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes for dataset building")
@@ -129,13 +141,16 @@ def make_base(model_dir: Path, seed: int) -> None:
 
 def build_data(data: Path, args: argparse.Namespace) -> None:
     _cli("dataset", "build", "--source", f"synth:{args.records}", "--out", data, "--seed", args.seed,
-         "--workers", args.workers, "--augment", "none", "--style", "tiny", "--tasks", "superclass,yesno,report",
+         "--workers", args.workers, "--augment", "none", "--style", "tiny", "--tasks", args.tasks,
          "--conditions", DEMO_CONDITIONS)  # fmt: skip
 
 
-def evaluate_and_score(model: Path, adapter: Path | None, data: Path, run: Path, limit: int | None) -> None:
+def evaluate_and_score(
+    model: Path, adapter: Path | None, data: Path, run: Path, limit: int | None, scores: str = "yesno"
+) -> None:
     """Test-split predictions and scores; the val split's superclass rows tune the strict thresholds."""
     extra = ["--adapter", adapter] if adapter is not None else []
+    extra += ["--scores", scores]
     extra += ["--limit", limit] if limit else []
     _cli(
         "evaluate",
@@ -174,7 +189,10 @@ def main(args: argparse.Namespace) -> int:
     if args.fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    options = {k: getattr(args, k) for k in ("records", "steps", "seed", "eval_limit", "no_cnn")}
+    options = {
+        k: getattr(args, k)
+        for k in ("records", "steps", "seed", "eval_limit", "no_cnn", "lr", "tasks", "scores")
+    }
     options["recipe"] = list(DEMO_RECIPE)  # a changed recipe must not reuse an old fine-tune
     stages = Stages(out, options)
     data, model_dir = out / "data", out / "model"
@@ -184,7 +202,8 @@ def main(args: argparse.Namespace) -> int:
     stages.run("base", lambda: make_base(model_dir, args.seed))
     stages.run("data", lambda: build_data(data, args))
     stages.run(
-        "baseline", lambda: evaluate_and_score(model_dir, None, data, out / "baseline", args.eval_limit)
+        "baseline",
+        lambda: evaluate_and_score(model_dir, None, data, out / "baseline", args.eval_limit, args.scores),
     )
 
     def finetune() -> None:
@@ -192,13 +211,14 @@ def main(args: argparse.Namespace) -> int:
         from ecgvlm.train.recipe import train
 
         overrides = [f"model.path={model_dir}", f"data.train={data / 'train.json'}", f"output_dir={adapter}",
-                     f"train.seed={args.seed}", f"train.max_steps={args.steps}"]  # fmt: skip
+                     f"train.seed={args.seed}", f"train.max_steps={args.steps}", f"train.lr={args.lr}"]  # fmt: skip
         cfg = load_config(None, [*DEMO_RECIPE, *overrides])
         train(cfg, resume=(adapter / "checkpoints").is_dir())
 
     stages.run("finetune", finetune)
     stages.run(
-        "finetuned", lambda: evaluate_and_score(model_dir, adapter, data, out / "finetuned", args.eval_limit)
+        "finetuned",
+        lambda: evaluate_and_score(model_dir, adapter, data, out / "finetuned", args.eval_limit, args.scores),
     )
     runs, names = [out / "baseline", out / "finetuned"], ["baseline", "fine-tuned"]
     if not args.no_cnn:
