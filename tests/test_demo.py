@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 
 from ecgvlm.cli import main
 
@@ -10,7 +11,8 @@ from ecgvlm.cli import main
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     out = tmp_path / "demo"
-    args = ["demo", "--out", str(out), "--records", "40", "--steps", "3", "--eval-limit", "5", "--no-cnn"]
+    args = ["demo", "--out", str(out), "--records", "40", "--steps", "3", "--eval-limit", "5", "--lr", "3e-4",
+            "--no-cnn"]  # fmt: skip
     assert main(args) == 0
     state = json.loads((out / "stages.json").read_text())
     assert list(state["done"]) == ["base", "data", "baseline", "finetune", "finetuned", "report"]
@@ -19,6 +21,12 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     assert (out / "table" / "roc.png").stat().st_size > 1000
     assert (out / "model" / "config.json").is_file()
     assert (out / "model" / "adapter" / "adapter_model.safetensors").is_file()
+    recipe = yaml.safe_load((out / "model" / "adapter" / "config.yaml").read_text())
+    assert recipe["train"]["lr"] == 3e-4 and recipe["train"]["max_steps"] == 3  # the options reach the recipe
+    assert recipe["train"]["batch_size"] == 4 and recipe["lora"] == {"r": 64, "alpha": 128, "dropout": 0.05,
+                                                                     "target_regex": None}  # fmt: skip
+    tasks = {r["metadata"]["subtask"] for r in json.loads((out / "data" / "train.json").read_text())}
+    assert tasks == {"superclass", "report"}  # the default --tasks
     for run in ("baseline", "finetuned"):
         metrics = json.loads((out / run / "metrics.json").read_text())["benchmarks"]
         assert {"ptbxl-super", "report"} <= set(metrics)
