@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument(
         "--conditions",
         default="",
-        help="synth only: each record gets exactly one of these SCP conditions, e.g. "
+        help="synth only: each record gets exactly one of these SCP conditions (one listed twice is drawn twice as often), e.g. "
         "NORM,IMI,ASMI,ISC_,ISCAL,CLBBB,CRBBB,LVH (default: the generator's full label prior)",
     )
     b.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
