@@ -271,18 +271,16 @@ def main() -> int:
                 model = apply_tuning(model, "paper", LoraSettings(r=64, alpha=128, dropout=0.05))
                 print(describe_trainable(model, "paper"), flush=True)
                 steps = args.steps_lora or int(args.minutes * 60 / args.sps_lora)
-                model, sps, curve = train(
-                    model, proc, load_split(args.data, "train"), steps, args.lr_lora, args.bs, train_seed, run,
-                    probe, args.probe_every,
-                )  # fmt: skip
-                row |= {"steps": steps, "lr": args.lr_lora, "s_per_step": round(sps, 3), "curve": curve}
+                lr = args.lr_lora
             elif run == "full":
                 steps = args.steps_full or int(args.minutes * 60 / args.sps_full)
+                lr = args.lr_full
+            if run in ("lora", "full"):
                 model, sps, curve = train(
-                    model, proc, load_split(args.data, "train"), steps, args.lr_full, args.bs, train_seed, run,
+                    model, proc, load_split(args.data, "train"), steps, lr, args.bs, train_seed, run,
                     probe, args.probe_every,
                 )  # fmt: skip
-                row |= {"steps": steps, "lr": args.lr_full, "s_per_step": round(sps, 3), "curve": curve}
+                row |= {"steps": steps, "lr": lr, "s_per_step": round(sps, 3), "curve": curve}
             row |= score(model, proc, *test)
         row["wall_s"] = round(time.time() - t, 1)
         print(json.dumps(row), flush=True)

@@ -42,7 +42,7 @@ EVAL_TASKS = "superclass,report"
 DEMO_CONDITIONS = "NORM,IMI,ASMI,ISC_,ISCAL,CLBBB,CRBBB,LVH"
 # The fine-tuning recipe, written here so an installed package needs no configs/ folder: the
 # paper's LoRA (r 64, alpha 128, dropout 0.05, every linear layer but lm_head) at the paper's batch
-# size 4 and lr 2e-4 (--lr); fp32 and no gradient checkpointing because nothing needs saving at 8M
+# size 4, the lr from --lr; fp32 and no gradient checkpointing because nothing needs saving at 8M
 # parameters; torch's default thread count (all cores). Measured on the superclass benchmark
 # (benchmarks/tiny_base_eval.py, the same 2,400 training samples): batch 4 x 600 steps 0.890 macro
 # AUC against batch 8 x 300 steps 0.739. lr 5e-4, not 2e-4: in this demo half the rows are

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import atomic_write_json, atomic_write_text
+from ecgvlm.io import atomic_write_json, atomic_write_text, share_files
 from ecgvlm.train.config import RecipeCfg, to_yaml
 
 IGNORE = -100
@@ -405,8 +405,6 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         processor.save_pretrained(str(tmp))
         if cfg.model.max_num_tiles:  # evaluate/serve must shrink the base the same way
             atomic_write_json(tmp / "ecgvlm_model.json", {"max_num_tiles": cfg.model.max_num_tiles})
-        from ecgvlm.io import share_files
-
         share_files(tmp)
         for f in tmp.iterdir():
             os.replace(f, out / f.name)
