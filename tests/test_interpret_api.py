@@ -145,3 +145,87 @@ def test_lora_adapter_is_applied_and_scored_like_infer(model_dir, images, tmp_pa
     np.testing.assert_allclose(ours, ref, atol=1e-5)
     base = ECGInterpreter.from_pretrained(model_dir, device="cpu", config=config)
     assert abs(base.yes_probabilities([images[0]], prompts[:1])[0] - ours[0]) > 1e-4
+
+
+def test_plan_asks_only_what_the_model_was_fine_tuned_on():
+    from ecgvlm.serve.interpreter import plan_questions
+
+    cfg = InterpretConfig(codes=CODES)
+    plan, skipped = plan_questions(None, cfg)  # unknown training: ask everything, as before
+    assert plan == {
+        "report": "generate",
+        "superclasses": "yesno",
+        "statements": "yesno",
+        "measurements": "generate",
+    }
+    assert skipped == {}
+    plan, skipped = plan_questions(frozenset({"superclass", "report"}), cfg)  # the demo's model
+    assert plan == {"report": "generate", "superclasses": "sets", "statements": None, "measurements": None}
+    assert set(skipped) == {"statements", "measurements"}
+    assert "yes/no" in skipped["statements"] and "report, superclass" in skipped["statements"]
+    plan, skipped = plan_questions(frozenset({"yesno"}), cfg)
+    assert plan["superclasses"] == "yesno" and plan["statements"] == "yesno" and plan["report"] is None
+    assert set(skipped) == {"report", "measurements"}
+    plan, _ = plan_questions(frozenset({"report"}), cfg)
+    assert plan["superclasses"] is None
+    plan, skipped = plan_questions(frozenset({"report"}), InterpretConfig(codes=CODES, ask_untrained=True))
+    assert None not in plan.values() and skipped == {}
+    plan, _ = plan_questions(frozenset({"yesno", "superclass"}), InterpretConfig(superclass_method="sets"))
+    assert plan["superclasses"] == "sets"
+    with pytest.raises(Exception, match="unknown superclass method"):
+        plan_questions(None, InterpretConfig(superclass_method="vote"))
+
+
+def test_label_set_probs_are_marginals_over_whole_answers(interp, images):
+    from ecgvlm.model.infer import option_probs
+    from ecgvlm.model.scoring import EOT, label_set_probs, label_subsets
+
+    labels = ("NORM", "MI", "STTC")
+    prompts = ["Which diagnostic superclasses does this ECG show?"] * 2
+    ours = label_set_probs(interp.model, interp.processor, images[:2], prompts, labels)
+    subsets = label_subsets(labels)
+    assert subsets[:3] == [("NORM",), ("MI",), ("STTC",)] and subsets[-1] == labels and len(subsets) == 7
+    whole = option_probs(
+        interp.model, interp.processor, images[:2], prompts, [", ".join(s) + EOT for s in subsets]
+    )
+    for j, label in enumerate(labels):
+        expected = sum(whole[:, k] for k, s in enumerate(subsets) if label in s)
+        np.testing.assert_allclose(ours[:, j], expected, atol=1e-5)
+    assert ((ours > 0) & (ours < 1)).all()
+    assert not np.allclose(ours[0], ours[1])  # the image reaches the scorer
+
+
+def test_adapter_trained_tasks_decide_the_questions(model_dir, images, tmp_path, capsys):
+    """An adapter fine-tuned on superclass + report (the demo's): superclass answer sets, nothing else."""
+    from ecgvlm.model.load import load_model
+    from ecgvlm.model.scoring import label_set_probs
+    from ecgvlm.model.tuning import apply_tuning
+    from ecgvlm.serve.cli_interpret import format_text
+    from ecgvlm.signals.vocab import SUPERCLASSES
+
+    adapter = tmp_path / "adapter"
+    apply_tuning(load_model(model_dir, device="cpu"), "paper").save_pretrained(adapter)
+    (adapter / "train_summary.json").write_text(
+        json.dumps({"steps": 1, "tasks": {"report": 4, "superclass": 4}})
+    )
+    config = InterpretConfig(codes=CODES, max_new_tokens=4)
+    demo_like = ECGInterpreter.from_pretrained(model_dir, adapter=adapter, device="cpu", config=config)
+    assert demo_like.trained_tasks == {"report", "superclass"}
+    res = demo_like.interpret(images[0])
+    assert (
+        res.statements == [] and res.measurements == {} and set(res.skipped) == {"statements", "measurements"}
+    )
+    expected = label_set_probs(
+        demo_like.model, demo_like.processor, images[:1], [demo_like.config.superclass_prompt], SUPERCLASSES
+    )[0]
+    assert list(res.superclasses) == list(SUPERCLASSES)
+    np.testing.assert_allclose(list(res.superclasses.values()), expected, atol=1e-4)
+    text = format_text("a.png", res)
+    assert "not asked: this model was not fine-tuned on yes/no questions" in text
+    # --ask-untrained brings the yes/no and measurement questions back
+    img = tmp_path / "a.png"
+    img.write_bytes(examples.read())
+    argv = ["interpret", str(img), "--model", str(model_dir), "--adapter", str(adapter), "--json"]
+    assert cli_main([*argv, "--ask-untrained"]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    assert out["skipped"] == {} and len(out["statements"]) > 10

@@ -85,6 +85,8 @@ def test_tiny_lora_end_to_end(setup, tmp_path):
     assert len(log) == 16
     first, last = sum(e["loss"] for e in log[:3]) / 3, sum(e["loss"] for e in log[-3:]) / 3
     assert last < 0.6 * first, (first, last)
+    # what it learned to answer, for the interpreter (16 rows, all superclass questions)
+    assert json.loads((out / "train_summary.json").read_text())["tasks"] == {"superclass": 16}
 
     # an adapter on a shared cluster must be readable by the group: the umask decides, not mkstemp's 0600
     umask = os.umask(0)
@@ -149,6 +151,12 @@ def test_tiny_lora_end_to_end(setup, tmp_path):
         pr = option_probs(plain, proc, ims, prompts, ["NORM", "MI", "STTC"], mode=mode)
         assert pr.shape == (3, 3) and abs(pr.sum(1) - 1).max() < 1e-6
         assert pr[:, :2].sum(1).min() > 0.8  # learned answer set
+    # label-set marginals agree with the generated answer (one code per page in this data)
+    from ecgvlm.model.scoring import label_set_probs
+
+    sets = label_set_probs(plain, proc, ims[:2], prompts[:2], ["NORM", "MI"])
+    for text, row in zip(texts[:2], sets):
+        assert row[["NORM", "MI"].index(text)] > 0.5, (text, row)
 
 
 @pytest.mark.slow

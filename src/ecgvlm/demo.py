@@ -292,6 +292,10 @@ def write_report(out: Path, runs: list[Path], names: list[str], stages: Stages) 
             f"statements {', '.join(gold.get('scp', {}))}",
             f"- model superclass probabilities: {probs}",
             f"- model report: {res.report}",
-            "",
         ]
+        if res.skipped:  # the demo trains superclass and report answers only
+            lines.append(
+                f"- not asked: {', '.join(res.skipped)} (not among the tasks the model was trained on)"
+            )
+        lines.append("")
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")

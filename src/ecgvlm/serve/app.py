@@ -270,6 +270,7 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
             "status": "ok",
             "model": interpreter.name,
             "warning": getattr(interpreter, "warning", None),
+            "not_asked": getattr(interpreter, "skipped", {}),
             "auth_required": bool(config.token),
             "queue": {
                 "waiting": batcher.pending,

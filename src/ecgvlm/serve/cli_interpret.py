@@ -5,8 +5,12 @@ Examples:
   ecgvlm interpret a.png b.png --json > out.json
   ecgvlm interpret scans/*.png --model runs/x/base --adapter runs/x/adapter --batch-size 16
 
-Probabilities are the model's P(yes) to "Does this ECG show <statement>?"; measurements are parsed
-from its answers to measurement questions and left out when it gives no plausible number.
+Probabilities are the model's P(yes) to "Does this ECG show <statement>?", or, for superclasses of
+a model fine-tuned on the superclass question but not on yes/no questions (`ecgvlm demo`'s), the
+probability that its answer to that question names the superclass. Measurements are parsed from
+its answers to measurement questions and left out when it gives no plausible number. A kind of
+question the adapter was not fine-tuned on (its train_summary.json lists the tasks) is not asked,
+and the output says so; --ask-untrained asks anyway.
 """
 
 from __future__ import annotations
@@ -28,6 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--all", action="store_true", help="list every probed statement, not only detected ones"
     )
+    parser.add_argument(
+        "--superclasses",
+        choices=["auto", "yesno", "sets"],
+        default="auto",
+        help="yesno: P(yes) to 'Does this ECG show <superclass>?'; sets: P(the answer to the "
+        "superclass question names it); auto (default): yesno unless the model was fine-tuned on "
+        "the superclass question and not on yes/no questions",
+    )
+    parser.add_argument(
+        "--ask-untrained",
+        action="store_true",
+        help="also ask kinds of question the model was not fine-tuned on (their answers are noise)",
+    )
 
 
 def bar(p: float, width: int = 20) -> str:
@@ -38,18 +55,24 @@ def bar(p: float, width: int = 20) -> str:
 def format_text(path: str, result, show_all: bool = False) -> str:
     from ecgvlm.serve.interpreter import MEASUREMENTS
 
-    lines = [f"== {path}  (model {result.model})", "", "Report:", f"  {result.report or '(empty)'}", ""]
-    lines.append("Superclasses:")
+    skipped = result.skipped
+
+    def section(name: str) -> list[str]:
+        return [f"  ({skipped[name]})"] if name in skipped else []
+
+    lines = [f"== {path}  (model {result.model})", "", "Report:"]
+    lines += section("report") or [f"  {result.report or '(empty)'}"]
+    lines += ["", "Superclasses:", *section("superclasses")]
     for code, p in result.superclasses.items():
         lines.append(f"  {code:<5} {bar(p)} {p * 100:5.1f}%")
     shown = result.statements if show_all else result.detected()
-    lines += ["", "Statements:" if show_all else "Detected statements (p >= 50%):"]
-    if not shown:
+    lines += ["", "Statements:" if show_all else "Detected statements (p >= 50%):", *section("statements")]
+    if not shown and "statements" not in skipped:
         lines.append("  (none)")
     for s in shown:
         lines.append(f"  {s.code:<7} {bar(s.probability)} {s.probability * 100:5.1f}%  {s.description}")
-    lines += ["", "Measurements:"]
-    if not result.measurements:
+    lines += ["", "Measurements:", *section("measurements")]
+    if not result.measurements and "measurements" not in skipped:
         lines.append("  (none given)")
     for k, v in result.measurements.items():
         lines.append(f"  {k:<4} {v:g} {MEASUREMENTS[k][1] if k in MEASUREMENTS else ''}")
@@ -58,12 +81,13 @@ def format_text(path: str, result, show_all: bool = False) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from ecgvlm.errors import ECGVLMError
-    from ecgvlm.serve.interpreter import ECGInterpreter, load_image
+    from ecgvlm.serve.interpreter import ECGInterpreter, InterpretConfig, load_image
 
     if args.batch_size < 1:
         raise ECGVLMError("--batch-size must be at least 1")
     images = [load_image(p) for p in args.images]  # fail on a bad file before loading the model
-    interp = ECGInterpreter.from_pretrained(args.model, args.adapter, args.device)
+    config = InterpretConfig(superclass_method=args.superclasses, ask_untrained=args.ask_untrained)
+    interp = ECGInterpreter.from_pretrained(args.model, args.adapter, args.device, config)
     if interp.warning:
         print(f"ecgvlm interpret: warning: {interp.warning}", file=sys.stderr)
     results = interp.interpret(images, batch_size=args.batch_size)

@@ -7,9 +7,16 @@
 
 Probabilities are the model's own answers, not a separate classifier: for each superclass (and
 each probed SCP code) the model is asked "Does this ECG show <description>?" and the probability
-is P(yes) / (P(yes) + P(no)) from ``option_probs``. The report and the measurements are generated
-text; measurements are parsed from the answers to measurement questions and left out when the
-answer holds no plausible number.
+is P(yes) / (P(yes) + P(no)). A model fine-tuned on the superclass question but not on yes/no
+questions (``ecgvlm demo``'s) gets the superclass question instead, and P(superclass) is the
+probability mass of the answers ("MI, STTC", ...) that name it (``label_set_probs``). The report
+and the measurements are generated text; measurements are parsed from the answers to measurement
+questions and left out when the answer holds no plausible number.
+
+Only questions the model was trained to answer are asked: an adapter's train_summary.json records
+its training tasks, and a kind of question missing there (a report, yes/no, measurements) is
+skipped with the reason in ``Interpretation.skipped``, because an untrained head answers noise
+that reads like a finding. Models without that record are asked everything.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any
 from PIL import Image
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.instruct.tasks import SUPERCLASS_NAMES
+from ecgvlm.instruct.tasks import SUPERCLASS_NAMES, SUPERCLASS_Q
 from ecgvlm.signals.vocab import SUPERCLASSES, statements
 
 DEFAULT_DEMO_MODEL = Path("runs/demo/model")
@@ -41,6 +48,8 @@ MEASUREMENTS = {
 
 REPORT_PROMPT = "Please write a clinical report based on this ECG image."
 YESNO_PROMPT = "Does this ECG show {description}?"
+SUPERCLASS_PROMPT = SUPERCLASS_Q[0]
+SUPERCLASS_METHODS = ("auto", "yesno", "sets")
 
 
 @dataclass
@@ -49,6 +58,11 @@ class InterpretConfig:
 
     report_prompt: str = REPORT_PROMPT
     yesno_prompt: str = YESNO_PROMPT
+    superclass_prompt: str = SUPERCLASS_PROMPT
+    # auto: yes/no questions, or the superclass question's answer sets for a model trained on that
+    # question and not on yes/no; yesno and sets force one.
+    superclass_method: str = "auto"
+    ask_untrained: bool = False  # ask kinds of question the model was not trained on (noise)
     codes: tuple[str, ...] | None = None  # SCP codes to probe besides the superclasses; None = synth's
     measurements: tuple[str, ...] = tuple(MEASUREMENTS)
     threshold: float = 0.5
@@ -72,6 +86,7 @@ class Interpretation:
     measurements: dict[str, float]
     model: str
     timings: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # section -> why it was not asked
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,10 +137,59 @@ def default_model_dir() -> Path | None:
     return DEFAULT_DEMO_MODEL if DEFAULT_DEMO_MODEL.is_dir() else None
 
 
+def plan_questions(tasks: frozenset[str] | None, cfg: InterpretConfig) -> tuple[dict, dict[str, str]]:
+    """(how each section is produced, or None; why each None section is skipped).
+
+    ``tasks``: what the model was fine-tuned on (None: unknown, so everything is asked).
+    """
+    if cfg.superclass_method not in SUPERCLASS_METHODS:
+        raise ECGVLMError(
+            f"unknown superclass method {cfg.superclass_method!r} (use {', '.join(SUPERCLASS_METHODS)})"
+        )
+    known = tasks is not None and not cfg.ask_untrained
+    untrained = [t for t in ("report", "superclass", "yesno", "measure") if known and t not in tasks]
+    superclasses = cfg.superclass_method
+    if superclasses == "auto":
+        superclasses = (
+            "yesno" if "yesno" not in untrained else "sets" if "superclass" not in untrained else None
+        )
+    plan = {
+        "report": None if "report" in untrained else "generate",
+        "superclasses": superclasses,
+        "statements": None if "yesno" in untrained or not cfg.codes else "yesno",
+        "measurements": None if "measure" in untrained or not cfg.measurements else "generate",
+    }
+    need = {
+        "report": "report questions",
+        "superclasses": "superclass or yes/no questions",
+        "statements": "yes/no questions",
+        "measurements": "measurement questions",
+    }
+    trained_on = ", ".join(sorted(tasks or ()))
+    skipped = {
+        k: f"not asked: this model was not fine-tuned on {need[k]} (only on {trained_on}), so its "
+        "answers would be noise (ask_untrained / --ask-untrained asks anyway)"
+        for k, v in plan.items()
+        if v is None
+    }
+    if not cfg.codes:
+        skipped["statements"] = "not asked: no statements to probe (InterpretConfig.codes is empty)"
+    if not cfg.measurements:
+        skipped["measurements"] = "not asked: InterpretConfig.measurements is empty"
+    return plan, skipped
+
+
 class ECGInterpreter:
     """Wraps a loaded Mllama model + processor; thread-compatible (call from one thread at a time)."""
 
-    def __init__(self, model: Any, processor: Any, name: str, config: InterpretConfig | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        processor: Any,
+        name: str,
+        config: InterpretConfig | None = None,
+        trained_tasks: frozenset[str] | None = None,
+    ) -> None:
         self.model = model
         self.processor = processor
         self.name = name
@@ -138,6 +202,8 @@ class ECGInterpreter:
         unknown = [c for c in self.config.codes if c not in table]
         if unknown:
             raise ECGVLMError(f"unknown SCP codes to probe: {', '.join(unknown)}")
+        self.trained_tasks = trained_tasks
+        self.plan, self.skipped = plan_questions(trained_tasks, self.config)
         self.questions = self._build_questions()
 
     @classmethod
@@ -151,8 +217,8 @@ class ECGInterpreter:
         """Load a model folder (+ optional LoRA adapter). Without one: the demo's model, else the tiny base."""
         from ecgvlm.serve.loading import load
 
-        model, processor, name, untrained = load(model_dir, adapter, device)
-        interp = cls(model, processor, name, config)
+        model, processor, name, untrained, tasks = load(model_dir, adapter, device)
+        interp = cls(model, processor, name, config, tasks)
         if untrained:
             interp.warning = (
                 "no fine-tuned model found (runs/demo/model): this is the tiny base model, never trained "
@@ -163,11 +229,13 @@ class ECGInterpreter:
     def _build_questions(self) -> list[tuple[str, str, str | None, str]]:
         """(kind, key, superclass, prompt) for every yes/no question asked of each image."""
         table = statements()
-        qs = [
-            ("super", s, s, self.config.yesno_prompt.format(description=SUPERCLASS_NAMES[s]))
-            for s in SUPERCLASSES
-        ]
-        for code in self.config.codes:
+        qs = []
+        if self.plan["superclasses"] == "yesno":
+            qs += [
+                ("super", s, s, self.config.yesno_prompt.format(description=SUPERCLASS_NAMES[s]))
+                for s in SUPERCLASSES
+            ]
+        for code in self.config.codes if self.plan["statements"] == "yesno" else ():
             st = table[code]
             qs.append(
                 ("code", code, st.superclass, self.config.yesno_prompt.format(description=st.description))
@@ -190,7 +258,7 @@ class ECGInterpreter:
 
     def yes_probabilities(self, images: list[Image.Image], prompts: list[str]) -> list[float]:
         """P(yes) over {yes, no}, one per (image, prompt) pair; each distinct image is encoded once."""
-        from ecgvlm.serve.scoring import batched_option_probs
+        from ecgvlm.model.scoring import batched_option_probs
 
         probs = batched_option_probs(self.model, self.processor, images, prompts, ["yes", "no"])
         return [float(p) for p in probs[:, 0]]
@@ -206,19 +274,28 @@ class ECGInterpreter:
 
     def interpret_batch(self, images: list[Image.Image]) -> list[Interpretation]:
         """One pass over a batch of already-decoded RGB images."""
-        cfg = self.config
+        from ecgvlm.model.scoring import label_set_probs
+
+        cfg, plan = self.config, self.plan
         n = len(images)
         t0 = time.perf_counter()
-        reports = self.chat(images, [cfg.report_prompt] * n, cfg.max_new_tokens)
+        reports = (
+            self.chat(images, [cfg.report_prompt] * n, cfg.max_new_tokens) if plan["report"] else [""] * n
+        )
         t1 = time.perf_counter()
         # Every (image, question) pair in one flat batch; the scorer encodes each image only once.
         q = self.questions
         flat_imgs = [img for img in images for _ in q]
         flat_prompts = [prompt for _ in images for (_, _, _, prompt) in q]
         flat = self.yes_probabilities(flat_imgs, flat_prompts) if q else []
+        sets = None
+        if plan["superclasses"] == "sets":
+            sets = label_set_probs(
+                self.model, self.processor, images, [cfg.superclass_prompt] * n, SUPERCLASSES
+            )
         t2 = time.perf_counter()
         measured: list[dict[str, float]] = [{} for _ in images]
-        if cfg.measurements:
+        if plan["measurements"]:
             keys = [k for k in cfg.measurements if k in MEASUREMENTS]
             m_imgs = [img for img in images for _ in keys]
             m_prompts = [MEASUREMENTS[k][0] for _ in images for k in keys]
@@ -241,6 +318,8 @@ class ECGInterpreter:
         for i in range(n):
             probs = flat[i * len(q) : (i + 1) * len(q)]
             supers = {key: round(p, 4) for (kind, key, _, _), p in zip(q, probs) if kind == "super"}
+            if sets is not None:
+                supers = {c: round(float(p), 4) for c, p in zip(SUPERCLASSES, sets[i])}
             stmts = [
                 StatementProb(key, table[key].description, sup, round(p, 4))
                 for (kind, key, sup, _), p in zip(q, probs)
@@ -255,6 +334,7 @@ class ECGInterpreter:
                     measurements=measured[i],
                     model=self.name,
                     timings=dict(timings),
+                    skipped=dict(self.skipped),
                 )
             )
         return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -71,10 +72,23 @@ def resolve(model_dir: str | Path | None, adapter: str | Path | None) -> tuple[P
     return model_dir, (Path(adapter) if adapter else None)
 
 
+def trained_tasks(adapter_dir: Path | None) -> frozenset[str] | None:
+    """The instruction tasks an adapter was trained on (its train_summary.json), None if unrecorded."""
+    if adapter_dir is None:
+        return None
+    try:
+        summary = json.loads((Path(adapter_dir) / "train_summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    tasks = summary.get("tasks") if isinstance(summary, dict) else None
+    return frozenset(tasks) if isinstance(tasks, dict) and tasks else None
+
+
 def load(
     model_dir: str | Path | None, adapter: str | Path | None, device: str | None
-) -> tuple[Any, Any, str, bool]:
-    """(model in eval mode, processor, display name, whether it is a fallback base, not fine-tuned)."""
+) -> tuple[Any, Any, str, bool, frozenset[str] | None]:
+    """(model in eval mode, processor, display name, whether it is a fallback base, not fine-tuned,
+    the tasks it was fine-tuned on or None when unrecorded)."""
     import torch
 
     from ecgvlm.model.load import load_model_and_processor
@@ -90,4 +104,4 @@ def load(
         name += "+lora"
 
     untrained = model_dir is None and adapter_dir is None and default_model_dir() is None
-    return model, processor, name, untrained
+    return model, processor, name, untrained, trained_tasks(adapter_dir)

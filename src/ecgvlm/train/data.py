@@ -151,6 +151,15 @@ class InstructDataset:
     def lengths(self) -> list[int]:
         return [len(ids) for ids, _ in self.items]
 
+    def task_counts(self) -> dict[str, int]:
+        """Rows per ``metadata.subtask`` ("other" when a row names none), sorted by task."""
+        counts: dict[str, int] = {}
+        for row in self.rows:
+            task = (row.get("metadata") or {}).get("subtask")
+            key = task if isinstance(task, str) and task else "other"
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         ids, labels = self.items[i]
         row = self.rows[i]

@@ -425,6 +425,8 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
                 "wall_s": round(wall, 2),
                 "samples_per_s": round(seen / wall, 3) if wall > 0 else None,
                 "final_loss": log[-1]["loss"] if log else None,
+                # what the model learned to answer; the interpreter asks only these kinds of question
+                "tasks": data.task_counts(),
             },
         )
         if writer:

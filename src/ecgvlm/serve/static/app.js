@@ -108,10 +108,15 @@ async function interpret(file) {
 }
 
 function render(res) {
-  $("report").textContent = res.report || "(the model returned an empty report)";
+  // A section the model was not fine-tuned for is not asked; the server says why.
+  const skipped = res.skipped || {};
+  const note = (section) => el("p", { class: "muted skipped", text: skipped[section] });
+  $("report").textContent = skipped.report || res.report || "(the model returned an empty report)";
+  $("report").classList.toggle("muted", Boolean(skipped.report));
 
   const sc = $("superclasses");
   sc.replaceChildren();
+  if (skipped.superclasses) sc.appendChild(note("superclasses"));
   for (const [code, p] of Object.entries(res.superclasses)) {
     const label = el("div", { class: "bar-label" }, [
       el("b", { text: SUPER_NAMES[code] || code }), el("span", { text: ` (${code})` }),
@@ -133,12 +138,14 @@ function render(res) {
       el("td", {}, [cell]),
     ]));
   }
+  $("no-statements").textContent = skipped.statements || "No statement reaches 50 %.";
   $("no-statements").hidden = rows.length > 0;
 
   const ms = $("measurements");
   ms.replaceChildren();
   const entries = Object.entries(res.measurements || {});
-  if (entries.length === 0) ms.appendChild(el("p", { class: "muted", text: "The model gave no usable measurement." }));
+  if (skipped.measurements) ms.appendChild(note("measurements"));
+  else if (entries.length === 0) ms.appendChild(el("p", { class: "muted", text: "The model gave no usable measurement." }));
   for (const [k, v] of entries) {
     const [name, unit] = MEASURES[k] || [k, ""];
     ms.appendChild(el("div", { class: "measure" }, [
