@@ -118,3 +118,39 @@ def test_upload_on_the_page_shows_the_report(server_url, tmp_path):
             assert not errors, errors
         finally:
             ctx.close()
+
+
+@pytest.mark.slow
+def test_page_says_which_questions_the_model_was_not_trained_for(tmp_path, tmp_path_factory):
+    """An adapter fine-tuned on superclass + report (the demo's): the page explains the empty sections."""
+    import json
+
+    from ecgvlm.model.load import load_model
+    from ecgvlm.model.tuning import apply_tuning
+
+    sync_playwright = _need_browser()
+    base = tmp_path_factory.getbasetemp() / "serve-tiny"
+    if not (base / "ecgvlm_tiny.json").is_file():
+        from ecgvlm.model.tiny import build_tiny
+
+        build_tiny(base, seed=0)
+    adapter = tmp_path / "adapter"
+    apply_tuning(load_model(base, device="cpu"), "paper").save_pretrained(adapter)
+    (adapter / "train_summary.json").write_text(json.dumps({"tasks": {"report": 8, "superclass": 8}}))
+    config = InterpretConfig(codes=("SR", "IMI"), max_new_tokens=8)
+    interp = ECGInterpreter.from_pretrained(base, adapter=adapter, device="cpu", config=config)
+    with running_server(create_app(interp, ServeConfig())) as url, sync_playwright() as p:
+        ctx = _launch(p, tmp_path)
+        try:
+            page = ctx.new_page()
+            page.goto(url)
+            page.wait_for_selector("#model-name:not(:text('connecting'))")
+            page.locator(".example-btn").first.click()
+            page.wait_for_selector("#output:not([hidden])", timeout=60_000)
+            assert page.locator("#superclasses .bar-row").count() == 5
+            assert page.locator("#statements tr").count() == 0
+            assert "not fine-tuned on yes/no questions" in page.locator("#no-statements").inner_text()
+            assert "not fine-tuned on measurement questions" in page.locator("#measurements").inner_text()
+            assert page.locator("#report").inner_text().strip()
+        finally:
+            ctx.close()

@@ -162,20 +162,12 @@ def evaluate_and_score(
     extra = ["--adapter", adapter] if adapter is not None else []
     extra += ["--scores", scores]
     extra += ["--limit", limit] if limit else []
-    _cli(
-        "evaluate",
-        "--model",
-        model,
-        "--data",
-        data / "test.json",
-        "--out",
-        run,
-        "--tasks",
-        EVAL_TASKS,
-        *extra,
-    )
+    # 96 new tokens: the longest reference report is 74; an untrained model rambles to the limit.
+    _cli("evaluate", "--model", model, "--data", data / "test.json", "--out", run,
+         "--tasks", EVAL_TASKS, "--max-new-tokens", 96, *extra)  # fmt: skip
+    # Only the val rows' scores are read (to tune the strict F1 thresholds), so no answer text.
     _cli("evaluate", "--model", model, "--data", data / "val.json", "--out", run / "val",
-         "--tasks", "superclass", "--max-new-tokens", 16, *extra)  # fmt: skip
+         "--tasks", "superclass", "--max-new-tokens", 1, *extra)  # fmt: skip
     score_detection(run / "predictions.jsonl", run / "val" / "predictions.jsonl")
     _cli("score", "--predictions", run / "predictions.jsonl", "--benchmark", "report", "--judge", "findings")
 

@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--all", action="store_true", help="list every probed statement, not only detected ones"
     )
+    add_question_arguments(parser)
+
+
+def add_question_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the model is asked (shared with ``ecgvlm serve``)."""
     parser.add_argument(
         "--superclasses",
         choices=["auto", "yesno", "sets"],
@@ -45,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also ask kinds of question the model was not fine-tuned on (their answers are noise)",
     )
+
+
+def interpret_config(args: argparse.Namespace):
+    from ecgvlm.serve.interpreter import InterpretConfig
+
+    return InterpretConfig(superclass_method=args.superclasses, ask_untrained=args.ask_untrained)
 
 
 def bar(p: float, width: int = 20) -> str:
@@ -81,13 +92,12 @@ def format_text(path: str, result, show_all: bool = False) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from ecgvlm.errors import ECGVLMError
-    from ecgvlm.serve.interpreter import ECGInterpreter, InterpretConfig, load_image
+    from ecgvlm.serve.interpreter import ECGInterpreter, load_image
 
     if args.batch_size < 1:
         raise ECGVLMError("--batch-size must be at least 1")
     images = [load_image(p) for p in args.images]  # fail on a bad file before loading the model
-    config = InterpretConfig(superclass_method=args.superclasses, ask_untrained=args.ask_untrained)
-    interp = ECGInterpreter.from_pretrained(args.model, args.adapter, args.device, config)
+    interp = ECGInterpreter.from_pretrained(args.model, args.adapter, args.device, interpret_config(args))
     if interp.warning:
         print(f"ecgvlm interpret: warning: {interp.warning}", file=sys.stderr)
     results = interp.interpret(images, batch_size=args.batch_size)

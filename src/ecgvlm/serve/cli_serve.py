@@ -22,6 +22,8 @@ import logging
 import os
 import sys
 
+from ecgvlm.serve.cli_interpret import add_question_arguments, interpret_config
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
@@ -45,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="require 'Authorization: Bearer TOKEN' on /v1/* (default: env ECGVLM_API_TOKEN; none = open)",
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_question_arguments(parser)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -79,7 +82,9 @@ def main(args: argparse.Namespace) -> int:
     )
     # Defence in depth: PIL itself refuses images far past our own header check.
     Image.MAX_IMAGE_PIXELS = config.max_pixels
-    interpreter = ECGInterpreter.from_pretrained(args.model, args.adapter, args.device)
+    interpreter = ECGInterpreter.from_pretrained(
+        args.model, args.adapter, args.device, interpret_config(args)
+    )
     if interpreter.warning:
         print(f"ecgvlm serve: warning: {interpreter.warning}", file=sys.stderr, flush=True)
     app = create_app(interpreter, config)
