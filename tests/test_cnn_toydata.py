@@ -1,4 +1,4 @@
-"""A tiny learnable dataset in the instruction-row format (SCHEMAS.md), shared by the CNN and
+"""A tiny learnable dataset in the instruction-row format (docs/schemas.md), shared by the CNN and
 generation tests: each superclass present draws a dark block in its own column of the page, over
 random trace-like lines, so a CNN can learn it from a few dozen images."""
 

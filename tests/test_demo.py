@@ -27,6 +27,9 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
                                                                      "target_regex": None}  # fmt: skip
     tasks = {r["metadata"]["subtask"] for r in json.loads((out / "data" / "train.json").read_text())}
     assert tasks == {"superclass", "report"}  # the default --tasks
+    summary = json.loads((out / "model" / "adapter" / "train_summary.json").read_text())
+    assert set(summary["tasks"]) == tasks  # so interpret/serve ask superclass sets, not yes/no
+    assert "- not asked: statements, measurements" in report
     for run in ("baseline", "finetuned"):
         metrics = json.loads((out / run / "metrics.json").read_text())["benchmarks"]
         assert {"ptbxl-super", "report"} <= set(metrics)

@@ -96,7 +96,7 @@ def row_gold(row: dict) -> dict:
 
 
 def prediction_record(row: dict, prediction: str, scores: dict[str, float] | None) -> dict:
-    """One line of predictions.jsonl (see SCHEMAS.md)."""
+    """One line of predictions.jsonl (see docs/schemas.md)."""
     return {
         "id": row["id"],
         "task": row_task(row),

@@ -1,6 +1,6 @@
 """ECGInstruct rows -> model batches: chat template, answer-only labels, tile-aware image batching.
 
-A row (see SCHEMAS.md) holds an image path relative to the dataset file's folder and a
+A row (see docs/schemas.md) holds an image path relative to the dataset file's folder and a
 ``conversations`` (or ``conversation``) list of human/gpt (or user/assistant) turns; ``<image>``
 in the first human turn marks where the image goes. Each turn is laid out exactly as the
 Llama-3.2-Vision chat template writes it, and only assistant answers (+ their ``<|eot_id|>``)
