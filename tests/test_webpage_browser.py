@@ -148,9 +148,10 @@ def test_page_says_which_questions_the_model_was_not_trained_for(tmp_path, tmp_p
             page.locator(".example-btn").first.click()
             page.wait_for_selector("#output:not([hidden])", timeout=60_000)
             assert page.locator("#superclasses .bar-row").count() == 5
-            assert page.locator("#statements tr").count() == 0
+            assert page.locator("#statements tr").count() == 0 and page.locator("#show-all").is_hidden()
             assert "not fine-tuned on yes/no questions" in page.locator("#no-statements").inner_text()
             assert "not fine-tuned on measurement questions" in page.locator("#measurements").inner_text()
             assert page.locator("#report").inner_text().strip()
+            _save_screenshot(page, tmp_path, "webpage-not-asked.png")
         finally:
             ctx.close()

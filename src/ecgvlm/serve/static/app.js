@@ -138,6 +138,7 @@ function render(res) {
       el("td", {}, [cell]),
     ]));
   }
+  $("show-all").parentElement.hidden = Boolean(skipped.statements);
   $("no-statements").textContent = skipped.statements || "No statement reaches 50 %.";
   $("no-statements").hidden = rows.length > 0;
 
