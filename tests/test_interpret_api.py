@@ -168,6 +168,8 @@ def test_plan_asks_only_what_the_model_was_fine_tuned_on():
     assert set(skipped) == {"report", "measurements"}
     plan, _ = plan_questions(frozenset({"report"}), cfg)
     assert plan["superclasses"] is None
+    # rows without a task (published ECGInstruct) may teach anything: asked everything
+    assert plan_questions(frozenset({"report", "other"}), cfg) == plan_questions(None, cfg)
     plan, skipped = plan_questions(frozenset({"report"}), InterpretConfig(codes=CODES, ask_untrained=True))
     assert None not in plan.values() and skipped == {}
     plan, _ = plan_questions(frozenset({"yesno", "superclass"}), InterpretConfig(superclass_method="sets"))

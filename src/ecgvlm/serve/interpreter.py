@@ -140,13 +140,15 @@ def default_model_dir() -> Path | None:
 def plan_questions(tasks: frozenset[str] | None, cfg: InterpretConfig) -> tuple[dict, dict[str, str]]:
     """(how each section is produced, or None; why each None section is skipped).
 
-    ``tasks``: what the model was fine-tuned on (None: unknown, so everything is asked).
+    ``tasks``: what the model was fine-tuned on (None: unknown, so everything is asked). Rows
+    without a task ("other", e.g. the published ECGInstruct files) may teach anything, so a record
+    holding them counts as unknown too.
     """
     if cfg.superclass_method not in SUPERCLASS_METHODS:
         raise ECGVLMError(
             f"unknown superclass method {cfg.superclass_method!r} (use {', '.join(SUPERCLASS_METHODS)})"
         )
-    known = tasks is not None and not cfg.ask_untrained
+    known = tasks is not None and "other" not in tasks and not cfg.ask_untrained
     untrained = [t for t in ("report", "superclass", "yesno", "measure") if known and t not in tasks]
     superclasses = cfg.superclass_method
     if superclasses == "auto":
