@@ -8,5 +8,7 @@
 - ``ecgvlm.model.tuning.apply_tuning(model, preset, LoraSettings(r, alpha, dropout), target_regex)``:
   presets ``paper``, ``language``, ``partial``, ``regex``.
 - ``ecgvlm.model.infer.generate(...)`` and ``option_probs(...)``: batched scoring for evaluate/serve.
+- ``ecgvlm.model.scoring.batched_option_probs(...)`` (many questions per image, the image encoded
+  once) and ``label_set_probs(...)`` (per-label probabilities from list answers such as "MI, STTC").
 - ``ecgvlm.model.tiles.shrink_tiles(model, 1)``: skip padded tiles for 1-tile pages.
 """
