@@ -156,7 +156,6 @@ def append_rows(path: str | Path, rows: Iterable[dict]) -> int:
 
 # ---------------------------------------------------------------- superclass scores
 SCORE_METHODS = ("yesno", "codes", "none")
-EOT = "<|eot_id|>"
 
 
 def superclass_question(code: str) -> str:
@@ -181,6 +180,7 @@ def superclass_scores(
     across images still works, comparison across classes does not.
     """
     from ecgvlm.model.infer import option_probs
+    from ecgvlm.model.scoring import EOT
     from ecgvlm.signals.vocab import SUPERCLASSES
 
     if method == "none" or not images:

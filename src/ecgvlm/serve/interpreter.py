@@ -319,9 +319,10 @@ class ECGInterpreter:
         results = []
         for i in range(n):
             probs = flat[i * len(q) : (i + 1) * len(q)]
-            supers = {key: round(p, 4) for (kind, key, _, _), p in zip(q, probs) if kind == "super"}
             if sets is not None:
                 supers = {c: round(float(p), 4) for c, p in zip(SUPERCLASSES, sets[i])}
+            else:
+                supers = {key: round(p, 4) for (kind, key, _, _), p in zip(q, probs) if kind == "super"}
             stmts = [
                 StatementProb(key, table[key].description, sup, round(p, 4))
                 for (kind, key, sup, _), p in zip(q, probs)
