@@ -124,17 +124,11 @@ class Stages:
         print(f"[demo] {name}: done in {done[name]:.0f} s", flush=True)
 
 
-def base_source() -> Path | None:
-    """The pretrained tiny base shipped inside the package, if this build has it."""
-    from importlib import resources
-
-    path = Path(str(resources.files("ecgvlm.model").joinpath("tiny_base")))
-    return path if (path / "config.json").is_file() else None
-
-
 def make_base(model_dir: Path, seed: int) -> None:
     """OUT/model holds the base weights; the adapter goes into OUT/model/adapter later."""
-    shipped = base_source()
+    from ecgvlm.serve.loading import shipped_base
+
+    shipped = shipped_base()
     tmp = model_dir.with_name(model_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if shipped is not None:
