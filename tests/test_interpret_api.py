@@ -231,3 +231,21 @@ def test_adapter_trained_tasks_decide_the_questions(model_dir, images, tmp_path,
     assert cli_main([*argv, "--ask-untrained"]) == 0
     out = json.loads(capsys.readouterr().out)[0]
     assert out["skipped"] == {} and len(out["statements"]) > 10
+
+
+def test_bad_train_summary_is_a_one_line_error_naming_it(tmp_path):
+    from ecgvlm.errors import ECGVLMError
+    from ecgvlm.serve.loading import trained_tasks
+
+    assert trained_tasks(tmp_path) is None  # no record: ask everything
+    summary = tmp_path / "train_summary.json"
+    summary.write_text(json.dumps({"steps": 3}))
+    assert trained_tasks(tmp_path) is None  # written before tasks were recorded
+    summary.write_text(json.dumps({"tasks": {"superclass": 2, "report": 2}}))
+    assert trained_tasks(tmp_path) == {"superclass", "report"}
+    for bad, problem in (("{not json", "not valid JSON"), ("[1]", "expected a JSON object"),
+                         (json.dumps({"tasks": ["superclass"]}), "'tasks' must map")):  # fmt: skip
+        summary.write_text(bad)
+        with pytest.raises(ECGVLMError, match=problem) as err:
+            trained_tasks(tmp_path)
+        assert "train_summary.json" in str(err.value) and "\n" not in str(err.value)

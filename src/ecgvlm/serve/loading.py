@@ -76,12 +76,23 @@ def trained_tasks(adapter_dir: Path | None) -> frozenset[str] | None:
     """The instruction tasks an adapter was trained on (its train_summary.json), None if unrecorded."""
     if adapter_dir is None:
         return None
+    path = Path(adapter_dir) / "train_summary.json"
     try:
-        summary = json.loads((Path(adapter_dir) / "train_summary.json").read_text())
-    except (OSError, ValueError):
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
-    tasks = summary.get("tasks") if isinstance(summary, dict) else None
-    return frozenset(tasks) if isinstance(tasks, dict) and tasks else None
+    except OSError as e:
+        raise ECGVLMError(f"cannot read: {e.strerror}", path) from None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
+        raise ECGVLMError(f"not valid JSON ({e})", path) from None
+    if not isinstance(summary, dict):
+        raise ECGVLMError("expected a JSON object", path)
+    tasks = summary.get("tasks")
+    if tasks is None:  # written before tasks were recorded
+        return None
+    if not isinstance(tasks, dict) or not all(isinstance(k, str) and k for k in tasks):
+        raise ECGVLMError("'tasks' must map task names to row counts", path)
+    return frozenset(tasks) or None
 
 
 def load(
@@ -97,6 +108,7 @@ def load(
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     base, adapter_dir = resolve(model_dir, adapter)
+    tasks = trained_tasks(adapter_dir)  # a bad record fails before the model loads
     model, processor = load_model_and_processor(base, adapter=adapter_dir, device=device)
     model.eval()
     name = base.name if base.name != "model" else f"{base.parent.name}-model"  # runs/demo/model -> demo-model
@@ -104,4 +116,4 @@ def load(
         name += "+lora"
 
     untrained = model_dir is None and adapter_dir is None and default_model_dir() is None
-    return model, processor, name, untrained, trained_tasks(adapter_dir)
+    return model, processor, name, untrained, tasks
