@@ -149,6 +149,32 @@ def test_sources_and_order(proc, tmp_path):
     assert all(abs(lengths[b[0]] - lengths[b[1]]) < 10 for b in g)
 
 
+def test_curriculum_opens_the_first_epoch_with_its_tasks(proc, tmp_path):
+    rows = [
+        {"id": f"r{i}", "image": "x.png", "metadata": {"subtask": "superclass" if i % 3 else "report"},
+         "conversations": [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}]}
+        for i in range(30)
+    ]  # fmt: skip
+    f = tmp_path / "train.json"
+    f.write_text(json.dumps(rows))
+    ds = InstructDataset(f, proc.tokenizer)
+    opening = ds.curriculum("superclass:4", batch_size=3)
+    assert opening[1] == 4 and all(rows[i]["metadata"]["subtask"] == "superclass" for i in opening[0])
+    b = epoch_batches(30, 3, seed=2, epoch=0, lengths=ds.lengths(), group_by_length=True, opening=opening)
+    assert all(ds.tasks()[i] == "superclass" for batch in b[:4] for i in batch)
+    assert sorted(i for batch in b for i in batch) == list(range(30))  # every row once per epoch
+    assert b == epoch_batches(
+        30, 3, seed=2, epoch=0, lengths=ds.lengths(), group_by_length=True, opening=opening
+    )
+    # later epochs are plain shuffles; a curriculum longer than its rows is cut to what they fill
+    assert epoch_batches(30, 3, 2, 1, opening=opening) == epoch_batches(30, 3, 2, 1)
+    assert ds.curriculum("superclass:100", batch_size=3)[1] == 20 // 3
+    assert ds.curriculum(None, 3) == ([], 0)
+    for bad in ("superclass", "superclass:x", "mcq:3"):
+        with pytest.raises(ECGVLMError, match="curriculum"):
+            ds.curriculum(bad, 3)
+
+
 def test_config_overrides(tmp_path):
     cfg = load_config(REPO / "configs/tiny_cpu.yaml", ["lora.r=16", "train.max_steps=20", "tuning=partial"])
     assert (cfg.lora.r, cfg.train.max_steps, cfg.tuning) == (16, 20, "partial")

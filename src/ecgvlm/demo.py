@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="codes",
         help="superclass probabilities for Table I: the code likelihoods (default), or P(yes) per superclass",
     )
+    parser.add_argument(
+        "--base", help="a tiny base folder (e.g. from `ecgvlm pretrain-base`) instead of the shipped one"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes for dataset building")
     parser.add_argument(
@@ -124,16 +127,20 @@ class Stages:
         print(f"[demo] {name}: done in {done[name]:.0f} s", flush=True)
 
 
-def make_base(model_dir: Path, seed: int) -> None:
+def make_base(model_dir: Path, seed: int, base: str | None = None) -> None:
     """OUT/model holds the base weights; the adapter goes into OUT/model/adapter later."""
     from ecgvlm.serve.loading import shipped_base
 
-    shipped = shipped_base()
+    shipped = Path(base) if base else shipped_base()
+    if shipped is not None and not (shipped / "config.json").is_file():
+        raise ECGVLMError("not a model folder (no config.json)", shipped)
     tmp = model_dir.with_name(model_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     if shipped is not None:
         shutil.copytree(shipped, tmp, ignore=shutil.ignore_patterns("*.png", "*.md"))
-        print(f"[demo] base: the pretrained tiny base shipped with ecgvlm ({shipped})")
+        print(
+            f"[demo] base: the pretrained tiny base {'you named' if base else 'shipped with ecgvlm'} ({shipped})"
+        )
     else:
         from ecgvlm.model.tiny import build_tiny
 
@@ -188,7 +195,7 @@ def main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     options = {
         k: getattr(args, k)
-        for k in ("records", "steps", "seed", "eval_limit", "no_cnn", "lr", "tasks", "scores")
+        for k in ("records", "steps", "seed", "eval_limit", "no_cnn", "lr", "tasks", "scores", "base")
     }
     options["recipe"] = list(DEMO_RECIPE)  # a changed recipe must not reuse an old fine-tune
     stages = Stages(out, options)
@@ -196,7 +203,7 @@ def main(args: argparse.Namespace) -> int:
     adapter = model_dir / "adapter"
     t_start = time.perf_counter()
 
-    stages.run("base", lambda: make_base(model_dir, args.seed))
+    stages.run("base", lambda: make_base(model_dir, args.seed, args.base))
     stages.run("data", lambda: build_data(data, args))
     stages.run(
         "baseline",

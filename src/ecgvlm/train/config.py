@@ -43,6 +43,8 @@ class DataCfg:
     sources: str = "all"
     group_by_length: bool = False
     image_root: str | None = None
+    # "TASK[+TASK]:N": the first N batches of the first epoch hold only rows of these tasks
+    curriculum: str | None = None
 
 
 @dataclass

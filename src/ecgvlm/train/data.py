@@ -151,14 +151,37 @@ class InstructDataset:
     def lengths(self) -> list[int]:
         return [len(ids) for ids, _ in self.items]
 
-    def task_counts(self) -> dict[str, int]:
-        """Rows per ``metadata.subtask`` ("other" when a row names none), sorted by task."""
-        counts: dict[str, int] = {}
+    def tasks(self) -> list[str]:
+        """Each row's ``metadata.subtask`` ("other" when a row names none)."""
+        out = []
         for row in self.rows:
             task = (row.get("metadata") or {}).get("subtask")
-            key = task if isinstance(task, str) and task else "other"
-            counts[key] = counts.get(key, 0) + 1
+            out.append(task if isinstance(task, str) and task else "other")
+        return out
+
+    def task_counts(self) -> dict[str, int]:
+        """Rows per task (see ``tasks``), sorted by task."""
+        counts: dict[str, int] = {}
+        for task in self.tasks():
+            counts[task] = counts.get(task, 0) + 1
         return dict(sorted(counts.items()))
+
+    def curriculum(self, spec: str | None, batch_size: int) -> tuple[list[int], int]:
+        """Rows and batch count of an opening curriculum "TASK[+TASK]:N" (none: ``([], 0)``)."""
+        if not spec:
+            return [], 0
+        names, _, count = str(spec).rpartition(":")
+        wanted = {t.strip() for t in names.split("+") if t.strip()}
+        if not wanted or not count.isdigit():
+            raise ECGVLMError(
+                f"data.curriculum must look like 'superclass:200' (TASK[+TASK]:BATCHES), got {spec!r}"
+            )
+        rows = [i for i, t in enumerate(self.tasks()) if t in wanted]
+        if not rows:
+            raise ECGVLMError(
+                f"data.curriculum names tasks with no rows: {', '.join(sorted(wanted))}", self.path
+            )
+        return rows, min(int(count), len(rows) // batch_size)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         ids, labels = self.items[i]
@@ -240,17 +263,30 @@ def epoch_batches(
     epoch: int,
     lengths: list[int] | None = None,
     group_by_length: bool = False,
+    opening: tuple[list[int], int] = ([], 0),
 ) -> list[list[int]]:
     """The global batches of one epoch: a seeded permutation, optionally length-grouped.
 
     Length grouping sorts each window of 50 batches by length (longest first) so padding shrinks
-    while the order stays random between windows. A pure function of its arguments: resuming
-    at (epoch, position) replays exactly the batches an uninterrupted run would see.
+    while the order stays random between windows. ``opening`` = (rows, k): the first epoch starts
+    with k batches of those rows only (a curriculum: e.g. the short superclass answers first, so a
+    fine-tune finds its way from the image to the answer before long reports compete for the
+    steps); every row is still seen once per epoch. A pure function of its arguments: resuming at
+    (epoch, position) replays exactly the batches an uninterrupted run would see.
     """
     import torch
 
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(n, generator=g).tolist()
+    head: list[list[int]] = []
+    rows, k = opening
+    if epoch == 0 and k > 0:
+        allowed = set(rows)
+        first = [i for i in order if i in allowed][: k * batch_size]
+        head = [first[i : i + batch_size] for i in range(0, len(first), batch_size)]
+        taken = set(first)
+        order = [i for i in order if i not in taken]
+        n = len(order)
     if group_by_length and lengths is not None:
         window = batch_size * 50
         chunks = [order[i : i + window] for i in range(0, n, window)]
@@ -259,4 +295,4 @@ def epoch_batches(
     if group_by_length and len(batches) > 1:
         perm = torch.randperm(len(batches), generator=g).tolist()
         batches = [batches[p] for p in perm]
-    return batches
+    return head + batches

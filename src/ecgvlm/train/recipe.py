@@ -249,6 +249,7 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         cfg.data.train, processor.tokenizer, cfg.data.max_len, cfg.data.sources, cfg.data.image_root
     )
     collate = Collator(processor)
+    opening = data.curriculum(cfg.data.curriculum, cfg.train.batch_size * accelerator.num_processes)
     world, rank = accelerator.num_processes, accelerator.process_index
     global_batch = cfg.train.batch_size * world
     micro_per_epoch = math.ceil(len(data) / global_batch)
@@ -323,6 +324,7 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
             position["epoch"],
             data.lengths(),
             cfg.data.group_by_length,
+            opening,
         )
         while position["batch"] < len(batches) and position["step"] < total_steps:
             idx = batches[position["batch"]]

@@ -1,0 +1,118 @@
+"""Stage 3 of the tiny base: the language model learns the report register from text alone.
+
+A real VLM's language model read text long before it saw an image; the tiny base's text side only
+ever wrote short stage-2 answers (yes/no, numbers), so the output rows of most report words were
+still at their random initialisation and a LoRA fine-tune (which keeps ``lm_head`` frozen) could
+not make reports form. This stage trains the text model and ``lm_head`` as a plain language model
+on report prompts and reports, **with no image**: the cross-attention layers are skipped by Mllama
+without image states, and the vision tower and projector stay frozen. It teaches how reports are
+written, never which report goes with which ECG, so the zero-shot scores stay at chance.
+
+The corpus is a pure function of (seed, index): synthetic records of their own stream (synth seed
+``20_000 + seed``, so neither the image-text stage's pages nor a demo's records), each with the
+generator's full label prior, and the report task of ``ecgvlm.instruct`` (its prompts and wording).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TEXT_SEED_OFFSET = 20_000  # the records' synth seed: away from stage 2 (10_000 + seed) and datasets
+
+
+def report_example(seed: int, index: int) -> tuple[str, str]:
+    """(prompt, report) of record ``index`` of the stage-3 stream."""
+    from ecgvlm.instruct.build import _clean_labels, _clean_measurements
+    from ecgvlm.instruct.tasks import report_task
+    from ecgvlm.signals.synth import synthesize_record
+
+    k = 0
+    while True:  # a record without a labelled statement has no report: take the next one
+        record = synthesize_record(TEXT_SEED_OFFSET + seed, index * 8 + k)
+        labels = _clean_labels(record.labels)
+        qa = report_task(
+            labels, _clean_measurements(record.measurements), np.random.default_rng([seed, index, k])
+        )
+        if qa is not None:
+            return qa.question, qa.answer
+        k += 1
+
+
+def text_batch(tokenizer, pairs: list[tuple[str, str]]) -> dict:
+    """Padded text-only batch, labels on the report and its end-of-turn only."""
+    import torch
+
+    from ecgvlm.train.data import IGNORE, encode_messages
+
+    encoded = [
+        encode_messages(
+            tokenizer, [{"role": "user", "content": q}, {"role": "assistant", "content": a}], False
+        )
+        for q, a in pairs
+    ]
+    width = max(len(ids) for ids, _ in encoded)
+    width = -(-width // 8) * 8
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+    labels = torch.full((len(encoded), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for i, (x, y) in enumerate(encoded):
+        ids[i, : len(x)] = torch.tensor(x)
+        labels[i, : len(y)] = torch.tensor(y)
+        mask[i, : len(x)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def text_parameters(model) -> list:
+    """The text model and lm_head, cross-attention layers excluded; everything else frozen."""
+    cross = set(model.config.text_config.cross_attention_layers)
+    model.requires_grad_(False)
+    for name, p in model.named_parameters():
+        if ".vision_model." in f".{name}" or "multi_modal_projector" in name:
+            continue
+        if (
+            "language_model.layers." in name
+            and int(name.split("language_model.layers.")[1].split(".")[0]) in cross
+        ):
+            continue
+        if "language_model." in name or name.startswith("lm_head"):
+            p.requires_grad_(True)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def train_text(
+    model, tokenizer, seed: int, steps: int, batch_size: int, lr: float, warmup: int, progress: bool = True
+) -> list[dict]:
+    """``steps`` AdamW steps of report language modelling; returns the loss log."""
+    import torch
+
+    from ecgvlm.model.pretrain import lr_factor
+
+    params = text_parameters(model)
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup, 1.0, 0.05))
+    model.train()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, desc="pretrain text", unit="step", dynamic_ncols=True)
+    log = []
+    for step in range(steps):
+        pairs = [report_example(seed, i) for i in range(step * batch_size, (step + 1) * batch_size)]
+        batch = {k: v.to(model.device) for k, v in text_batch(tokenizer, pairs).items()}
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        log.append({"step": step + 1, "loss": round(loss.item(), 5)})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{sum(r['loss'] for r in log[-50:]) / len(log[-50:]):.3f}")
+    if bar is not None:
+        bar.close()
+    model.requires_grad_(True)
+    model.eval()
+    return log
