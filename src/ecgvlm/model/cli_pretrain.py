@@ -9,6 +9,7 @@ examples:
   ecgvlm pretrain-base --out runs/base --minutes 20            # step count fixed from the speed
   ecgvlm pretrain-base --out runs/base --steps 800 --vision-steps 1200 --resume   # after a kill
   ecgvlm pretrain-base --out runs/b --steps 500 --device cuda
+  ecgvlm pretrain-base --out runs/b3 --from-base runs/base --text-steps 400   # stage 3 alone
 
 The output folder holds config.json + model.safetensors (fp16) + the processor, pretrain.json
 (settings, loss per step, per-task exact match on held-out examples) and loss.png. Checkpoints go to
@@ -69,6 +70,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.vision_steps,
         help="stage 1: steps of the vision tower alone on trace measurements (then frozen); 0 skips it",
     )
+    parser.add_argument(
+        "--text-steps",
+        type=int,
+        default=d.text_steps,
+        help="stage 3: steps of report language modelling, text only (the base learns to write reports); 0 skips it",
+    )
+    parser.add_argument("--text-batch-size", type=int, default=d.text_batch_size)
+    parser.add_argument("--text-lr", type=float, default=d.text_lr)
+    parser.add_argument(
+        "--from-base",
+        metavar="DIR",
+        help="run stage 3 only, on this exported base (e.g. the shipped one), into --out",
+    )
     parser.add_argument("--vision-batch-size", type=int, default=d.vision_batch_size)
     parser.add_argument("--vision-lr", type=float, default=d.vision_lr)
     parser.add_argument("--no-progress", action="store_true")
@@ -81,6 +95,20 @@ def main(args: argparse.Namespace) -> int:
     from ecgvlm.errors import ECGVLMError
     from ecgvlm.model.pretrain import PretrainConfig, pretrain
 
+    if args.from_base:
+        from pathlib import Path
+
+        from ecgvlm.model.pretrain_text import text_stage
+
+        out = Path(args.out)
+        if args.text_steps < 1:
+            raise ECGVLMError("--from-base runs stage 3 only: give --text-steps N")
+        if out.exists() and any(out.iterdir()):
+            raise ECGVLMError("output folder is not empty; pick a new folder", out)
+        text_stage(Path(args.from_base), out, args.seed, args.text_steps, args.text_batch_size, args.text_lr,
+                   args.threads, args.device, not args.no_progress)  # fmt: skip
+        print(f"wrote {out}")
+        return 0
     if args.steps is None and args.minutes is None and not args.resume:
         raise ECGVLMError("give --steps N or --minutes M")
     if args.steps is not None and args.steps < 1:
@@ -105,6 +133,9 @@ def main(args: argparse.Namespace) -> int:
         vision_steps=args.vision_steps,
         vision_batch_size=args.vision_batch_size,
         vision_lr=args.vision_lr,
+        text_steps=args.text_steps,
+        text_batch_size=args.text_batch_size,
+        text_lr=args.text_lr,
     )
     out = pretrain(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     print(f"wrote {out}")

@@ -87,6 +87,11 @@ class PretrainConfig:
     vision_steps: int = 0
     vision_batch_size: int = 16
     vision_lr: float = 1e-3
+    # stage 3 (pretrain_text): the text model and lm_head learn the report register from text alone
+    # (no image), so a LoRA fine-tune can write report words; 0 skips it
+    text_steps: int = 0
+    text_batch_size: int = 16
+    text_lr: float = 1e-3
     extra: dict = field(default_factory=dict)
 
 
@@ -272,6 +277,12 @@ def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progres
     model.eval()
     scores = task_exact_match(model, processor, cfg)
     export(model, processor, init, out, cfg, total, wall, log, scores, vision_log)
+    if cfg.text_steps > 0:
+        from ecgvlm.model.pretrain_text import text_stage
+
+        del model
+        text_stage(out, out, cfg.seed, cfg.text_steps, cfg.text_batch_size, cfg.text_lr, cfg.threads,
+                   cfg.device, progress)  # fmt: skip
     return out
 
 

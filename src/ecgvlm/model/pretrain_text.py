@@ -15,6 +15,9 @@ generator's full label prior, and the report task of ``ecgvlm.instruct`` (its pr
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 TEXT_SEED_OFFSET = 20_000  # the records' synth seed: away from stage 2 (10_000 + seed) and datasets
@@ -116,3 +119,60 @@ def train_text(
     model.requires_grad_(True)
     model.eval()
     return log
+
+
+def text_stage(
+    base: Path, out: Path, seed: int, steps: int, batch_size: int, lr: float, threads: int = 1,
+    device: str = "cpu", progress: bool = True,
+) -> Path:  # fmt: skip
+    """Stage 3 on an exported base folder (fp16 weights, read as fp32) -> ``out`` (fp16).
+
+    Working from the exported files, not from stage 2's fp32 weights in memory, makes
+    ``ecgvlm pretrain-base --from-base BASE --text-steps N`` on a shipped base give the same bytes
+    as a rebuild of all three stages.
+    """
+    import os
+    import shutil
+    import time
+
+    os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+    import torch
+    from transformers import MllamaForConditionalGeneration
+
+    from ecgvlm.errors import ECGVLMError
+    from ecgvlm.io import atomic_write_json, share_files
+    from ecgvlm.model.load import load_processor
+
+    if not (base / "config.json").is_file():
+        raise ECGVLMError("not a model folder (no config.json)", base)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=False)
+    torch.manual_seed(seed)
+    model = MllamaForConditionalGeneration.from_pretrained(
+        str(base),
+        dtype=torch.float32,
+        local_files_only=True,
+        use_safetensors=True,
+        attn_implementation="sdpa",
+    ).to(device)
+    processor = load_processor(base)
+    t0 = time.time()
+    log = train_text(model, processor.tokenizer, seed, steps, batch_size, lr, max(1, steps // 20), progress)
+    wall = time.time() - t0
+    tmp = out.parent / f".{out.name}.text.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(base, tmp, ignore=shutil.ignore_patterns("model.safetensors", "_work", "*.md"))
+    model.to("cpu").to(torch.float16).save_pretrained(tmp, safe_serialization=True)
+    info = json.loads((base / "pretrain.json").read_text()) if (base / "pretrain.json").is_file() else {}
+    info["text_stage"] = {
+        "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr, "threads": threads,
+        "wall_s": round(wall, 1), "loss": [r["loss"] for r in log],
+        "final_loss_avg50": round(sum(r["loss"] for r in log[-50:]) / max(1, len(log[-50:])), 4),
+    }  # fmt: skip
+    atomic_write_json(tmp / "pretrain.json", info)
+    share_files(tmp)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in tmp.iterdir():
+        os.replace(f, out / f.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
