@@ -1,0 +1,153 @@
+"""Does a model's output depend on the image? A check on one task's predictions.
+
+A model that has fallen into an answer prior gives the same answer to every page, and its
+per-class probabilities barely move: the demo's collapsed fine-tune answered "MI" on 125 of 125
+test pages with per-class standard deviations of 0.0002-0.010 across them, and its reports looped
+("QTormal axis, QTormal axis, QTormal axis"). Such a model can still post a chance-level AUC that
+looks like a weak model. This check puts the collapse in plain figures, from the predictions alone:
+
+* ``distinct_answers``, ``majority_answer`` and ``majority_share`` (the share of rows that give the
+  most common answer text, stripped; the text as generated, so a reworded answer counts as another);
+* ``answer_change_rate``: the share of row pairs whose answers differ (order-free: the chance that
+  two pages drawn at random get different answers; 0 for a collapsed model);
+* ``scores``: per class, the mean and the population standard deviation of the probability across
+  rows (only when every row carries a ``scores`` mapping), and ``max_score_std`` over the classes;
+* ``loops``: rows whose answer repeats a phrase of one to four words three or more times in a row,
+  or a letter six or more times in a row ("QTcccccc"), with the first such answer as ``loop_example``.
+
+The rule, ``independent``: the outputs do not depend on the image when, over at least
+``MIN_ROWS`` rows, the same answer is given on at least ``SAME_ANSWER_SHARE`` (95%) of them AND,
+where there are scores, every class's probability moves less than ``SCORE_STD_MAX`` (0.02,
+standard deviation) across them. Why these thresholds: a model that reads the page moves a class's
+probability between its positive and negative pages, so its standard deviation is of the order of
+the separation times sqrt(p(1-p)) for prevalence p (0.3-0.4 for a 20% class at AUC 0.9; still
+above 0.05 for a weak model whose mean scores differ by 0.15), while the collapsed fine-tune
+topped out at 0.010: 0.02 leaves a factor of two to the collapse and of more than two to a weak
+reader. 95% of one answer tolerates an odd page while flagging 125/125; five superclasses, most
+test sets mixing them, make one answer on 95% of pages a sign of a prior, not of the data.
+Both must hold, so a model whose text answer is fixed but whose probabilities rank the pages (or
+the reverse) is not called blind. Rows without scores (reports, MCQ) are judged on the answer
+share alone. ``independent`` is None below ``MIN_ROWS`` rows (too few to tell a prior from a
+run of similar pages). Looping answers are reported and warned about separately: a model can read
+the image and still loop.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+
+SAME_ANSWER_SHARE = 0.95
+SCORE_STD_MAX = 0.02
+MIN_ROWS = 10
+RULE = (
+    f"outputs do not depend on the image when, over >= {MIN_ROWS} rows, one answer is given on "
+    f">= {SAME_ANSWER_SHARE:.0%} of them and (with scores) every class's probability has a standard "
+    f"deviation < {SCORE_STD_MAX} across them"
+)
+
+_WORD = re.compile(r"\w+")
+_LETTER_RUN = re.compile(r"([^\W\d_])\1{5,}")
+
+
+def loops(text: str) -> bool:
+    """True when ``text`` repeats a phrase of 1-4 words 3+ times in a row, or a letter 6+ times.
+
+    Words are compared case-free with punctuation dropped, so "QTormal axis, QTormal axis, QTormal
+    axis" is one two-word phrase three times.
+    """
+    if _LETTER_RUN.search(text):
+        return True
+    words = [w.lower() for w in _WORD.findall(text)]
+    for n in range(1, 5):
+        for i in range(len(words) - 3 * n + 1):
+            if words[i : i + n] == words[i + n : i + 2 * n] == words[i + 2 * n : i + 3 * n]:
+                return True
+    return False
+
+
+def _score_matrix(rows: list[dict], labels: list[str] | None) -> tuple[list[str], np.ndarray] | None:
+    if not rows or any(not isinstance(r.get("scores"), dict) or not r["scores"] for r in rows):
+        return None
+    labels = labels or list(rows[0]["scores"])
+    try:
+        m = np.array([[float(r["scores"][lab]) for lab in labels] for r in rows], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        return None  # scoring itself names the bad row; this check just has no scores to read
+    return (labels, m) if np.isfinite(m).all() else None
+
+
+def image_dependence(rows: list[dict], labels: list[str] | None = None) -> dict:
+    """Spread of answers and scores across the rows of one task, and the verdict of the rule above.
+
+    ``rows`` are predictions.jsonl rows (``prediction`` text, optional ``scores`` {label: prob});
+    ``labels`` orders the score classes (default: the first row's). The result goes into
+    metrics.json as ``image_dependence`` (fields in docs/schemas.md).
+    """
+    answers = [(r.get("prediction") or "").strip() for r in rows]
+    n = len(answers)
+    counts = Counter(answers)
+    top, top_n = counts.most_common(1)[0] if counts else ("", 0)
+    # pairs with different answers / all pairs = 1 - sum c(c-1) / n(n-1)
+    same_pairs = sum(c * (c - 1) for c in counts.values())
+    change = 1.0 - same_pairs / (n * (n - 1)) if n > 1 else None
+    looping = [a for a in answers if loops(a)]
+    out: dict = {
+        "rows": n,
+        "distinct_answers": len(counts),
+        "majority_answer": top[:200],
+        "majority_share": round(top_n / n, 4) if n else None,
+        "answer_change_rate": None if change is None else round(change, 4),
+        "scores": None,
+        "max_score_std": None,
+        "loops": len(looping),
+        "loop_example": looping[0][:300] if looping else None,
+    }
+    scored = _score_matrix(rows, labels)
+    if scored is not None:
+        names, m = scored
+        std, mean = m.std(axis=0), m.mean(axis=0)
+        out["scores"] = {
+            lab: {"mean": round(float(mu), 4), "std": round(float(sd), 6)}
+            for lab, mu, sd in zip(names, mean, std)
+        }
+        out["max_score_std"] = round(float(std.max()), 6)
+
+    same = n > 0 and top_n / n >= SAME_ANSWER_SHARE
+    flat = scored is None or out["max_score_std"] < SCORE_STD_MAX
+    if n < MIN_ROWS:
+        out["independent"] = None
+        out["reason"] = f"too few rows to judge ({n} < {MIN_ROWS})"
+    else:
+        out["independent"] = bool(same and flat)
+        share = f"the same answer {_quote(top)} on {top_n}/{n} rows"
+        spread = (
+            "" if scored is None else f"max per-class std of the probabilities {out['max_score_std']:.4f}"
+        )
+        if out["independent"]:
+            out["reason"] = share + (f" and {spread} < {SCORE_STD_MAX}" if spread else "")
+        else:
+            out["reason"] = f"{len(counts)} distinct answers (majority {top_n}/{n})" + (
+                f"; {spread}" if spread else ""
+            )
+    out["rule"] = RULE
+    return out
+
+
+def _quote(text: str, width: int = 60) -> str:
+    return repr(text if len(text) <= width else text[: width - 3] + "...")
+
+
+def warnings(dep: dict, what: str) -> list[str]:
+    """One-line warnings for ``dep`` (an ``image_dependence`` result); ``what`` names the task/model."""
+    out = []
+    if dep.get("independent"):
+        out.append(f"{what}: the outputs do not depend on the image ({dep['reason']})")
+    if dep.get("loops"):
+        out.append(
+            f"{what}: {dep['loops']} of {dep['rows']} answers loop (a phrase repeated 3+ times in a row "
+            f"or a letter 6+ times), e.g. {_quote(dep['loop_example'] or '', 100)}"
+        )
+    return out
