@@ -79,27 +79,54 @@ def _score_matrix(rows: list[dict], labels: list[str] | None) -> tuple[list[str]
     return (labels, m) if np.isfinite(m).all() else None
 
 
-def image_dependence(rows: list[dict], labels: list[str] | None = None) -> dict:
-    """Spread of answers and scores across the rows of one task, and the verdict of the rule above.
+def _question_groups(rows: list[dict]) -> tuple[list[list[int]], str]:
+    """Row indices grouped by question text (rows that ask the same thing of different pages).
 
-    ``rows`` are predictions.jsonl rows (``prediction`` text, optional ``scores`` {label: prob});
-    ``labels`` orders the score classes (default: the first row's). The result goes into
-    metrics.json as ``image_dependence`` (fields in docs/schemas.md).
+    Instruction sets word one question several ways, and a model that ignores the page still
+    answers each wording differently (the shipped tiny base on 12 blank pages gave two answers and
+    per-class std 0.065 across them, all from the wording). Comparing pages under the same wording
+    isolates what the image changes. Falls back to all rows when too few share a wording.
+    """
+    by: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by.setdefault(str(r.get("prompt") or ""), []).append(i)
+    shared = [g for g in by.values() if len(g) > 1]
+    if len(by) > 1 and sum(map(len, shared)) >= MIN_ROWS:
+        return shared, "question"
+    return [list(range(len(rows)))], "all rows"
+
+
+def image_dependence(rows: list[dict], labels: list[str] | None = None) -> dict:
+    """Spread of answers and scores across the pages of one task, and the verdict of the rule above.
+
+    ``rows`` are predictions.jsonl rows (``prediction`` text, ``prompt``, optional ``scores``
+    {label: prob}); ``labels`` orders the score classes (default: the first row's). Pages are
+    compared under the same question wording where enough rows share one (``compared_within``).
+    The result goes into metrics.json as ``image_dependence`` (fields in docs/schemas.md).
     """
     answers = [(r.get("prediction") or "").strip() for r in rows]
     n = len(answers)
-    counts = Counter(answers)
-    top, top_n = counts.most_common(1)[0] if counts else ("", 0)
-    # pairs with different answers / all pairs = 1 - sum c(c-1) / n(n-1)
-    same_pairs = sum(c * (c - 1) for c in counts.values())
-    change = 1.0 - same_pairs / (n * (n - 1)) if n > 1 else None
+    groups, within = _question_groups(rows)
+    compared = sum(map(len, groups))
+    top_sum = pairs = same_pairs = 0
+    for g in groups:
+        counts = Counter(answers[i] for i in g)
+        top_sum += counts.most_common(1)[0][1]
+        pairs += len(g) * (len(g) - 1)
+        same_pairs += sum(c * (c - 1) for c in counts.values())
+    overall = Counter(answers)
+    top, top_n = overall.most_common(1)[0] if overall else ("", 0)
     looping = [a for a in answers if loops(a)]
     out: dict = {
         "rows": n,
-        "distinct_answers": len(counts),
+        "compared_within": within,
+        "rows_compared": compared,
+        "questions": len(groups) if within == "question" else 1,
+        "distinct_answers": len(overall),
         "majority_answer": top[:200],
-        "majority_share": round(top_n / n, 4) if n else None,
-        "answer_change_rate": None if change is None else round(change, 4),
+        "majority_share": round(top_sum / compared, 4) if compared else None,
+        # pairs of pages (same question) with different answers / all such pairs
+        "answer_change_rate": round(1.0 - same_pairs / pairs, 4) if pairs else None,
         "scores": None,
         "max_score_std": None,
         "loops": len(looping),
@@ -108,30 +135,32 @@ def image_dependence(rows: list[dict], labels: list[str] | None = None) -> dict:
     scored = _score_matrix(rows, labels)
     if scored is not None:
         names, m = scored
-        std, mean = m.std(axis=0), m.mean(axis=0)
+        # pooled within-question standard deviation: the spread the pages cause, not the wording
+        sq = sum(((m[g] - m[g].mean(axis=0)) ** 2).sum(axis=0) for g in groups)
+        std = np.sqrt(sq / max(compared, 1))
+        mean = m.mean(axis=0)
         out["scores"] = {
             lab: {"mean": round(float(mu), 4), "std": round(float(sd), 6)}
             for lab, mu, sd in zip(names, mean, std)
         }
         out["max_score_std"] = round(float(std.max()), 6)
 
-    same = n > 0 and top_n / n >= SAME_ANSWER_SHARE
-    flat = scored is None or out["max_score_std"] < SCORE_STD_MAX
-    if n < MIN_ROWS:
+    if compared < MIN_ROWS:
         out["independent"] = None
-        out["reason"] = f"too few rows to judge ({n} < {MIN_ROWS})"
+        out["reason"] = f"too few rows to judge ({compared} < {MIN_ROWS})"
     else:
+        same = top_sum / compared >= SAME_ANSWER_SHARE
+        flat = scored is None or out["max_score_std"] < SCORE_STD_MAX
         out["independent"] = bool(same and flat)
-        share = f"the same answer {_quote(top)} on {top_n}/{n} rows"
+        where = "pages with the same question" if within == "question" else "rows"
+        share = f"{top_sum}/{compared} {where} get their question's most common answer"
         spread = (
             "" if scored is None else f"max per-class std of the probabilities {out['max_score_std']:.4f}"
         )
         if out["independent"]:
             out["reason"] = share + (f" and {spread} < {SCORE_STD_MAX}" if spread else "")
         else:
-            out["reason"] = f"{len(counts)} distinct answers (majority {top_n}/{n})" + (
-                f"; {spread}" if spread else ""
-            )
+            out["reason"] = share + (f"; {spread}" if spread else "")
     out["rule"] = RULE
     return out
 
