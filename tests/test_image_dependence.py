@@ -100,8 +100,9 @@ def test_score_flags_a_collapsed_model_and_passes_a_varied_one(tmp_path: Path, c
     assert rep["loops"] == 88 and rep["distinct_answers"] == 2 and "QTormal axis" in rep["loop_example"]
     assert rep["independent"] is False  # 70% one report: not the same answer everywhere, but loops
     assert out["collapsed"].count("WARNING: ptbxl-super") == 2  # ecgbench and strict
+    assert f"WARNING: ptbxl-super [strict] of {collapsed}: the outputs" in out["collapsed"]
     assert "the outputs do not depend on the image" in out["collapsed"]
-    assert "WARNING: report [findings]: 88 of 125 answers loop" in out["collapsed"]
+    assert f"WARNING: report [findings] of {collapsed}: 88 of 125 answers loop" in out["collapsed"]
 
     vdoc = json.loads((tmp_path / "varied" / "metrics.json").read_text())["benchmarks"]
     vsup = vdoc["ptbxl-super"]["strict"]["image_dependence"]
@@ -176,7 +177,7 @@ def _check(run: Path) -> dict:
 
 def test_a_cnn_that_reads_pages_passes_and_is_flagged_on_blank_pages(tmp_path: Path) -> None:
     toy = make_toy_dataset(tmp_path / "toy", {"train": 80, "val": 8, "test": 30}, size=48)
-    assert cli(["cnn", "train", "--data", str(toy), "--out", str(tmp_path / "cnn"), "--epochs", "12",
+    assert cli(["cnn", "train", "--data", str(toy), "--out", str(tmp_path / "cnn"), "--epochs", "8",
                 "--image-size", "48", "--batch-size", "16", "--lr", "5e-3", "--no-progress"]) == 0  # fmt: skip
     blank = _blank_copy(toy / "test.json", tmp_path / "blank")
     for data, run in ((toy / "test.json", "real"), (blank, "blank")):

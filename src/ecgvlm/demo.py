@@ -254,17 +254,14 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def write_report(out: Path, runs: list[Path], names: list[str], stages: Stages) -> None:
-    from ecgvlm.evaluate.table import load_run, run_dependence
+    from ecgvlm.evaluate.table import load_run, markdown_table, run_dependence, table_rows
     from ecgvlm.serve.interpreter import ECGInterpreter
 
     _cli("table", *runs, "--names", ",".join(names), "--out", out / "table")
-    # The warnings go to the top of the report (below), once.
-    table = "\n".join(
-        line
-        for line in (out / "table" / "table.md").read_text().splitlines()
-        if not line.startswith("**WARNING")
-    )
-    deps = [run_dependence(load_run(r, n)) for r, n in zip(runs, names)]
+    # Table I alone: table.md also holds the image check, which the report shows per class below.
+    loaded = [load_run(r, n) for r, n in zip(runs, names)]
+    table = markdown_table(loaded, table_rows(loaded))
+    deps = [run_dependence(r) for r in loaded]
     reading, warned = reading_section(names, deps)
     for w in warned:
         print(f"[demo] WARNING: {w}", flush=True)

@@ -182,7 +182,9 @@ def main(args: argparse.Namespace) -> int:
     for note in metrics.get("notes", []):
         print(f"note: {note}")
     print(_dependence_line(metrics["image_dependence"]))
-    for warning in dependence_warnings(metrics["image_dependence"], f"{args.benchmark} [{mode}]"):
+    for warning in dependence_warnings(
+        metrics["image_dependence"], f"{args.benchmark} [{mode}] of {args.predictions}"
+    ):
         print(f"WARNING: {warning}")
     if metrics.get("cost"):
         print("judge: " + ", ".join(f"{k}={v}" for k, v in metrics["cost"].items()))

@@ -167,8 +167,10 @@ def image_dependence(rows: list[dict], labels: list[str] | None = None) -> dict:
         same = top_sum / compared >= SAME_ANSWER_SHARE
         flat = scored is None or out["max_score_std"] < SCORE_STD_MAX
         out["independent"] = bool(same and flat)
-        where = "pages with the same question" if within == "question" else "rows"
-        share = f"{top_sum}/{compared} {where} get their question's most common answer"
+        if within == "question":
+            share = f"{top_sum}/{compared} pages give the most common answer to their question's wording"
+        else:
+            share = f"{top_sum}/{compared} rows give the most common answer {_quote(top)}"
         spread = (
             "" if scored is None else f"max per-class std of the probabilities {out['max_score_std']:.4f}"
         )
