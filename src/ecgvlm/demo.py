@@ -12,8 +12,12 @@ Stages (each reused when a rerun finds it finished with the same options):
              `ecgvlm serve` use by default
   finetuned  the fine-tuned model on the same test split
   cnn        the CNN baseline on the same images and splits
-  report     Table I (ECGBench rules and strict ranking AUC), ROC curves, per-class bars and
-             example interpretations in OUT/report.md
+  report     Table I (ECGBench rules and strict ranking AUC), ROC curves, per-class bars, whether
+             each model's answers depend on the image (a WARNING, also on the console, when not),
+             the training budget of each column and example interpretations in OUT/report.md
+
+Every stage runs with --threads torch threads (default: all cores); the figures depend on the thread
+count, so stages.json and report.md record it.
 """
 
 from __future__ import annotations
@@ -445,4 +449,4 @@ def _cnn_budget(run: Path, stage_s: float | None) -> tuple[str, str, str]:
 
 def _wall(train_s: float | None, stage_s: float | None) -> str:
     text = "?" if train_s is None else f"{train_s:.0f}"
-    return text + (f" (stage {stage_s:.0f}, with loading and evaluation)" if stage_s is not None else "")
+    return text + (f" (whole stage {stage_s:.0f})" if stage_s is not None else "")

@@ -20,6 +20,9 @@ Sweep folder (written by ``ecgvlm sweep``, one run folder per point)::
 
 Rows of Table I are (benchmark, mode, metric) in a fixed order; columns are runs; the best value of
 each row is marked (lower is better for Hamming loss and MAE).
+Under it, the image-dependence check each metrics entry records (``image_dependence``, see
+evaluate/dependence.py), one row per figure, with a warning line per run whose outputs do not
+depend on the image or whose answers loop.
 """
 
 from __future__ import annotations
