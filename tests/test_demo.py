@@ -33,7 +33,9 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     # the image check per column (5 test pages: too few to judge, said so)
     assert "## Does each model read the image?" in report and "| P(MI) mean ± std |" in report
     assert "| reads the image | not judged (too few pages) | not judged (too few pages) |" in report
-    assert "| reports: looping |" in report and "| superclass: answer changes (share of page pairs) |" in report
+    assert (
+        "| reports: looping |" in report and "| superclass: answer changes (share of page pairs) |" in report
+    )
     assert "## Table I" in report and "| ptbxl-super | strict | AUC" in report
     assert (out / "table" / "roc.png").stat().st_size > 1000
     assert (out / "model" / "config.json").is_file()
