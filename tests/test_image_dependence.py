@@ -206,3 +206,25 @@ def test_the_tiny_mllama_on_blank_pages_is_flagged(tmp_path: Path) -> None:
     dep = _check(tmp_path / "run")
     assert dep["compared_within"] == "question" and dep["questions"] == 2
     assert dep["independent"] is True and dep["max_score_std"] < 1e-6, dep
+
+
+def test_demo_report_section_and_console_warnings_name_the_collapsed_column(tmp_path: Path) -> None:
+    from ecgvlm.demo import image_warnings, reading_section
+    from ecgvlm.evaluate.table import load_run, run_dependence
+
+    collapsed, varied = _collapsed_and_varied(tmp_path)
+    for preds in (collapsed, varied):
+        for extra in (["--benchmark", "ptbxl-super", "--mode", "ecgbench"], ["--benchmark", "report"]):
+            assert cli(["score", "--predictions", str(preds), *extra]) == 0
+    runs, names = [collapsed.parent, varied.parent], ["fine-tuned", "CNN"]
+    lines, warned = reading_section(names, [run_dependence(load_run(r, n)) for r, n in zip(runs, names)])
+    text = "\n".join(lines)
+    assert "| reads the image | **NO** | yes |" in text
+    assert (
+        "| P(MI) mean ± std | 0.47 ± 0.01" in text
+        and "| superclass: most common answer | MI (100%) |" in text
+    )
+    assert "| reports: looping | 88 / 125 | 0 / 125 |" in text
+    assert image_warnings(runs, names) == warned and len(warned) == 2
+    assert warned[0].startswith("fine-tuned, superclass: the outputs do not depend on the image")
+    assert warned[1].startswith("fine-tuned, reports: 88 of 125 answers loop")

@@ -252,6 +252,8 @@ def run_demo(args: argparse.Namespace) -> int:
         runs.append(out / "cnn-test")
         names.append("CNN")
     stages.run("report", lambda: write_report(out, runs, names, stages))
+    for w in image_warnings(runs, names):  # every run, a reused report included: the last word
+        print(f"[demo] WARNING: {w}", flush=True)
     print(f"[demo] finished in {time.perf_counter() - t_start:.0f} s; read {out / 'report.md'}")
     print(f"[demo] try: ecgvlm interpret {next(iter(sorted((data / 'images').glob('*.png'))), 'IMAGE.png')}")
     return 0
@@ -265,10 +267,7 @@ def write_report(out: Path, runs: list[Path], names: list[str], stages: Stages) 
     # Table I alone: table.md also holds the image check, which the report shows per class below.
     loaded = [load_run(r, n) for r, n in zip(runs, names)]
     table = markdown_table(loaded, table_rows(loaded))
-    deps = [run_dependence(r) for r in loaded]
-    reading, warned = reading_section(names, deps)
-    for w in warned:
-        print(f"[demo] WARNING: {w}", flush=True)
+    reading, warned = reading_section(names, [run_dependence(r) for r in loaded])
     test_rows = json.loads((out / "data" / "test.json").read_text())
     examples = []
     seen = set()
@@ -333,7 +332,15 @@ def run_line(options: dict) -> str:
     """The options that decide the figures, so the run can be repeated (the thread count among them)."""
     keys = ("seed", "threads", "records", "steps", "lr", "tasks", "scores", "eval_limit")
     flags = " ".join(f"--{k.replace('_', '-')} {options[k]}" for k in keys if options.get(k) is not None)
+    flags += " --no-cnn" if options.get("no_cnn") else ""
     return f"Run: `ecgvlm demo {flags}` (torch threads {options.get('threads')}; the results depend on it)."
+
+
+def image_warnings(runs: list[Path], names: list[str]) -> list[str]:
+    """The warnings of the image-dependence check for each run folder (see reading_section)."""
+    from ecgvlm.evaluate.table import load_run, run_dependence
+
+    return reading_section(names, [run_dependence(load_run(r, n)) for r, n in zip(runs, names)])[1]
 
 
 def reading_section(names: list[str], deps: list[dict[str, dict]]) -> tuple[list[str], list[str]]:
