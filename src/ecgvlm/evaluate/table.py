@@ -223,9 +223,16 @@ DEPENDENCE_ROWS = [
 ]
 
 
+def _dep_cell(cell, dep: dict) -> str:
+    try:
+        return cell(dep)
+    except (KeyError, TypeError, ValueError):  # a hand-edited or foreign metrics entry: say so, go on
+        return "?"
+
+
 def dependence_markdown(runs: list[Run], deps: list[dict[str, dict]]) -> tuple[str, list[str]]:
     """The image-dependence rows per benchmark (columns = runs) and the warnings, as Markdown."""
-    from ecgvlm.evaluate.dependence import warnings
+    from ecgvlm.evaluate.dependence import RULE, warnings
 
     benches = sorted({b for d in deps for b in d}, key=lambda b: _order(BENCH_ORDER, b))
     if not benches:
@@ -238,12 +245,12 @@ def dependence_markdown(runs: list[Run], deps: list[dict[str, dict]]) -> tuple[s
     ]
     for bench in benches:
         for label, cell in DEPENDENCE_ROWS:
-            cells = [cell(d[bench]) if bench in d else "–" for d in deps]
+            cells = [_dep_cell(cell, d[bench]) if bench in d else "–" for d in deps]
             lines.append(f"| {bench} | {label} | " + " | ".join(cells) + " |")
     found = [
         w for r, d in zip(runs, deps) for b in benches if b in d for w in warnings(d[b], f"{r.name}, {b}")
     ]
-    lines += ["", "Rule: " + next(d[b]["rule"] for d in deps for b in d if "rule" in d[b]) + "."]
+    lines += ["", f"Rule: {RULE}."]
     lines += [line for w in found for line in ("", f"**WARNING: {w}**")]
     return "\n".join(lines) + "\n", found
 
