@@ -238,7 +238,7 @@ def dependence_markdown(runs: list[Run], deps: list[dict[str, dict]]) -> tuple[s
     if not benches:
         return "", []
     lines = [
-        "Image dependence: how the answers vary across the test rows (`ecgvlm score`, evaluate/dependence.py).",
+        "Image dependence: how the answers vary across the test pages (evaluate/dependence.py).",
         "",
         "| Task | Check | " + " | ".join(r.name for r in runs) + " |",
         "|---|---|" + "---:|" * len(runs),
