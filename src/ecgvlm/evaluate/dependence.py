@@ -44,9 +44,9 @@ has a standard deviation of at least d * sqrt(p(1-p)), so below 0.02 no class wi
 highest figure and below every model above whose output moves with the page (0.057 the lowest).
 The CNN row is why the answer share alone is not the rule: its text answer (the codes at p >= 0.5)
 is empty on every page while its probabilities rank the pages above chance. Rows without scores
-(reports, MCQ) are judged on the answer share alone. ``independent`` is None below ``MIN_ROWS`` compared rows (too few to tell a prior from a run of
-similar pages). Looping answers are reported and warned about separately: a model can read the
-image and still loop.
+(reports, MCQ) are judged on the answer share alone. ``independent`` is None below ``MIN_ROWS``
+compared rows (too few to tell a prior from a run of similar pages). Looping answers are reported
+and warned about separately: a model can read the image and still loop.
 """
 
 from __future__ import annotations
