@@ -346,13 +346,13 @@ def image_warnings(runs: list[Path], names: list[str]) -> list[str]:
 def reading_section(names: list[str], deps: list[dict[str, dict]]) -> tuple[list[str], list[str]]:
     """Report lines on whether each model reads the image (superclass probabilities, answers, reports)
     and the warnings, from the image-dependence check `ecgvlm score` recorded."""
-    from ecgvlm.evaluate.dependence import SAME_ANSWER_SHARE, SCORE_STD_MAX, warnings
+    from ecgvlm.evaluate.dependence import SAME_ANSWER_SHARE, SCORE_STD_MAX, dependence_warnings
     from ecgvlm.signals.vocab import SUPERCLASSES
 
     sup = [d.get("ptbxl-super") for d in deps]
     rep = [d.get("report") for d in deps]
     warned = [w for n, s, r in zip(names, sup, rep) for d, what in ((s, "superclass"), (r, "reports"))
-              if d for w in warnings(d, f"{n}, {what}")]  # fmt: skip
+              if d for w in dependence_warnings(d, f"{n}, {what}")]  # fmt: skip
 
     def cell(d: dict | None, fn) -> str:
         return "–" if d is None else fn(d)

@@ -173,7 +173,7 @@ def _dependence_line(dep: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ecgvlm.evaluate.dependence import warnings as dependence_warnings
+    from ecgvlm.evaluate.dependence import dependence_warnings
 
     mode, metrics = score_file(args)
     out = Path(args.out) if args.out else Path(args.predictions).with_name("metrics.json")

@@ -188,7 +188,7 @@ def _quote(text: str, width: int = 60) -> str:
     return repr(text if len(text) <= width else text[: width - 3] + "...")
 
 
-def warnings(dep: dict, what: str) -> list[str]:
+def dependence_warnings(dep: dict, what: str) -> list[str]:
     """One-line warnings for ``dep`` (an ``image_dependence`` result); ``what`` names the task/model."""
     out = []
     if dep.get("independent"):

@@ -232,7 +232,7 @@ def _dep_cell(cell, dep: dict) -> str:
 
 def dependence_markdown(runs: list[Run], deps: list[dict[str, dict]]) -> tuple[str, list[str]]:
     """The image-dependence rows per benchmark (columns = runs) and the warnings, as Markdown."""
-    from ecgvlm.evaluate.dependence import RULE, warnings
+    from ecgvlm.evaluate.dependence import RULE, dependence_warnings
 
     benches = sorted({b for d in deps for b in d}, key=lambda b: _order(BENCH_ORDER, b))
     if not benches:
@@ -248,7 +248,11 @@ def dependence_markdown(runs: list[Run], deps: list[dict[str, dict]]) -> tuple[s
             cells = [_dep_cell(cell, d[bench]) if bench in d else "–" for d in deps]
             lines.append(f"| {bench} | {label} | " + " | ".join(cells) + " |")
     found = [
-        w for r, d in zip(runs, deps) for b in benches if b in d for w in warnings(d[b], f"{r.name}, {b}")
+        w
+        for r, d in zip(runs, deps)
+        for b in benches
+        if b in d
+        for w in dependence_warnings(d[b], f"{r.name}, {b}")
     ]
     lines += ["", f"Rule: {RULE}."]
     lines += [line for w in found for line in ("", f"**WARNING: {w}**")]
