@@ -32,7 +32,10 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     assert f"| CNN | {samples} | 4 epochs x {n_train} pages ({cnn['steps']} steps x batch" in report
     # the image check per column (5 test pages: too few to judge, said so)
     assert "## Does each model read the image?" in report and "| P(MI) mean ± std |" in report
-    assert "| reads the image | not judged (too few pages) | not judged (too few pages) |" in report
+    assert (
+        "| superclass answers depend on the image | not judged (too few pages) | not judged (too few pages) |"
+        in report
+    )
     assert (
         "| reports: looping |" in report and "| superclass: answer changes (share of page pairs) |" in report
     )

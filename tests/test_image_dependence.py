@@ -219,7 +219,7 @@ def test_demo_report_section_and_console_warnings_name_the_collapsed_column(tmp_
     runs, names = [collapsed.parent, varied.parent], ["fine-tuned", "CNN"]
     lines, warned = reading_section(names, [run_dependence(load_run(r, n)) for r, n in zip(runs, names)])
     text = "\n".join(lines)
-    assert "| reads the image | **NO** | yes |" in text
+    assert "| superclass answers depend on the image | **NO** | yes |" in text
     assert (
         "| P(MI) mean ± std | 0.47 ± 0.01" in text
         and "| superclass: most common answer | MI (100%) |" in text

@@ -16,6 +16,11 @@ looks like a weak model. This check puts the collapse in plain figures, from the
 * ``loops``: rows whose answer repeats a phrase of one to four words three or more times in a row,
   or a letter six or more times in a row ("QTcccccc"), with the first such answer as ``loop_example``.
 
+Depending on the image is not reading it well: the untrained base's answers move with the page at
+chance AUC (below). The check tells a model stuck in a prior from one that answers the page; the
+AUC says how well it answers. Under greedy decoding and one question wording, any change of answer
+between pages comes from the pages.
+
 Pages are compared under the same question wording (``compared_within: "question"``) when at least
 ``MIN_ROWS`` rows share a wording with another row, else across all rows (``"all rows"``):
 instruction sets word one question several ways, and a model that ignores the page still answers
