@@ -148,6 +148,7 @@ def test_question_wording_is_not_taken_for_the_image() -> None:
     dep = image_dependence(rows)
     assert dep["distinct_answers"] == 2 and dep["compared_within"] == "question"
     assert dep["independent"] is True and dep["max_score_std"] == 0.0
+    assert image_dependence([])["independent"] is None and image_dependence([])["rows"] == 0
     few = image_dependence(rows[: MIN_ROWS - 1])
     assert few["independent"] is None and "too few" in few["reason"]
     unique = [r | {"prompt": f"q{i}"} for i, r in enumerate(rows)]  # no wording shared: all rows compared

@@ -115,7 +115,7 @@ def _question_groups(rows: list[dict]) -> tuple[list[list[int]], str]:
     shared = [g for g in by.values() if len(g) > 1]
     if len(by) > 1 and sum(map(len, shared)) >= MIN_ROWS:
         return shared, "question"
-    return [list(range(len(rows)))], "all rows"
+    return ([list(range(len(rows)))] if rows else []), "all rows"
 
 
 def image_dependence(rows: list[dict], labels: list[str] | None = None) -> dict:
