@@ -176,6 +176,7 @@ def _check(run: Path) -> dict:
     ]
 
 
+@pytest.mark.slow  # 14 s alone, 27 s on a busy 2-core machine
 def test_a_cnn_that_reads_pages_passes_and_is_flagged_on_blank_pages(tmp_path: Path) -> None:
     toy = make_toy_dataset(tmp_path / "toy", {"train": 80, "val": 8, "test": 30}, size=48)
     assert cli(["cnn", "train", "--data", str(toy), "--out", str(tmp_path / "cnn"), "--epochs", "8",
