@@ -12,8 +12,12 @@ Stages (each reused when a rerun finds it finished with the same options):
              `ecgvlm serve` use by default
   finetuned  the fine-tuned model on the same test split
   cnn        the CNN baseline on the same images and splits
-  report     Table I (ECGBench rules and strict ranking AUC), ROC curves, per-class bars and
-             example interpretations in OUT/report.md
+  report     Table I (ECGBench rules and strict ranking AUC), ROC curves, per-class bars, whether
+             each model's answers depend on the image (a WARNING, also on the console, when not),
+             the training budget of each column and example interpretations in OUT/report.md
+
+Every stage runs with --threads torch threads (default: all cores); the figures depend on the thread
+count, so stages.json and report.md record it.
 """
 
 from __future__ import annotations
@@ -89,6 +93,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fresh", action="store_true", help="delete OUT first and redo every stage")
     parser.add_argument("--no-cnn", action="store_true", help="skip the CNN baseline")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads for every stage (default: all cores, torch's default; "
+        "the results depend on it, so it is recorded in stages.json and report.md)",
+    )
 
 
 def _cli(*argv: str) -> None:
@@ -179,23 +190,41 @@ def score_detection(preds: Path, val_preds: Path) -> None:
          "--val-predictions", val_preds)  # fmt: skip
 
 
-def cnn_stage(data: Path, out: Path, seed: int) -> None:
+def cnn_stage(data: Path, out: Path, seed: int, threads: int) -> None:
     run = out / "cnn-test"
     # A fixed epoch count, not a time budget, so the same command gives the same CNN (4 epochs: 2 min).
-    _cli("cnn", "train", "--data", data, "--out", out / "cnn", "--epochs", 4, "--seed", seed)
-    _cli("cnn", "eval", "--model", out / "cnn", "--data", data / "test.json", "--out", run)
-    _cli("cnn", "eval", "--model", out / "cnn", "--data", data / "val.json", "--out", run / "val")
+    # The CNN commands default to one thread; the demo's --threads holds for them too.
+    t = ("--threads", threads)
+    _cli("cnn", "train", "--data", data, "--out", out / "cnn", "--epochs", 4, "--seed", seed, *t)
+    _cli("cnn", "eval", "--model", out / "cnn", "--data", data / "test.json", "--out", run, *t)
+    _cli("cnn", "eval", "--model", out / "cnn", "--data", data / "val.json", "--out", run / "val", *t)
     score_detection(run / "predictions.jsonl", run / "val" / "predictions.jsonl")
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run the demo with torch set to ``--threads`` threads (every stage runs in this process)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if args.threads is not None and args.threads < 1:
+        raise ECGVLMError("--threads must be >= 1")
+    args.threads = args.threads or before  # torch's default: all (physical) cores, or OMP_NUM_THREADS
+    torch.set_num_threads(args.threads)
+    print(f"[demo] torch threads: {args.threads} (repeat this run elsewhere with --threads {args.threads})")
+    try:
+        return run_demo(args)
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     options = {
         k: getattr(args, k)
-        for k in ("records", "steps", "seed", "eval_limit", "no_cnn", "lr", "tasks", "scores", "base")
+        for k in ("records", "steps", "seed", "eval_limit", "no_cnn", "lr", "tasks", "scores", "threads", "base")
     }
     options["recipe"] = list(DEMO_RECIPE)  # a changed recipe must not reuse an old fine-tune
     stages = Stages(out, options)
@@ -226,20 +255,26 @@ def main(args: argparse.Namespace) -> int:
     )
     runs, names = [out / "baseline", out / "finetuned"], ["baseline", "fine-tuned"]
     if not args.no_cnn:
-        stages.run("cnn", lambda: cnn_stage(data, out, args.seed))
+        stages.run("cnn", lambda: cnn_stage(data, out, args.seed, args.threads))
         runs.append(out / "cnn-test")
         names.append("CNN")
     stages.run("report", lambda: write_report(out, runs, names, stages))
+    for w in image_warnings(runs, names):  # every run, a reused report included: the last word
+        print(f"[demo] WARNING: {w}", flush=True)
     print(f"[demo] finished in {time.perf_counter() - t_start:.0f} s; read {out / 'report.md'}")
     print(f"[demo] try: ecgvlm interpret {next(iter(sorted((data / 'images').glob('*.png'))), 'IMAGE.png')}")
     return 0
 
 
 def write_report(out: Path, runs: list[Path], names: list[str], stages: Stages) -> None:
+    from ecgvlm.evaluate.table import load_run, markdown_table, run_dependence, table_rows
     from ecgvlm.serve.interpreter import ECGInterpreter
 
     _cli("table", *runs, "--names", ",".join(names), "--out", out / "table")
-    table = (out / "table" / "table.md").read_text()
+    # Table I alone: table.md also holds the image check, which the report shows per class below.
+    loaded = [load_run(r, n) for r, n in zip(runs, names)]
+    table = markdown_table(loaded, table_rows(loaded))
+    reading, warned = reading_section(names, [run_dependence(r) for r in loaded])
     test_rows = json.loads((out / "data" / "test.json").read_text())
     examples = []
     seen = set()
@@ -257,6 +292,9 @@ def write_report(out: Path, runs: list[Path], names: list[str], stages: Stages) 
         f"`strict` AUC is a ranking ROC-AUC from {SCORE_TEXT[stages.options['scores']]}; `ecgbench`",
         'follows ECGBench\'s published rules (its "AUC" is computed on binary predictions).',
         "",
+        run_line(stages.options),
+        "",
+        *[line for w in warned for line in (f"**WARNING: {w}**", "")],
         "## Table I",
         "",
         table.strip(),
@@ -265,6 +303,8 @@ def write_report(out: Path, runs: list[Path], names: list[str], stages: Stages) 
         "",
         "![Per-class AUC](table/per_class.png)",
         "",
+        *reading,
+        *training_budget(out, names, stages),
         "## Stage times (s)",
         "",
         "| stage | seconds |",
@@ -293,3 +333,135 @@ def write_report(out: Path, runs: list[Path], names: list[str], stages: Stages) 
             )
         lines.append("")
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+
+
+def run_line(options: dict) -> str:
+    """The options that decide the figures, so the run can be repeated (the thread count among them)."""
+    keys = ("seed", "threads", "records", "steps", "lr", "tasks", "scores", "eval_limit")
+    flags = " ".join(f"--{k.replace('_', '-')} {options[k]}" for k in keys if options.get(k) is not None)
+    flags += " --no-cnn" if options.get("no_cnn") else ""
+    return f"Run: `ecgvlm demo {flags}` (torch threads {options.get('threads')}; the results depend on it)."
+
+
+def image_warnings(runs: list[Path], names: list[str]) -> list[str]:
+    """The warnings of the image-dependence check for each run folder (see reading_section)."""
+    from ecgvlm.evaluate.table import load_run, run_dependence
+
+    return reading_section(names, [run_dependence(load_run(r, n)) for r, n in zip(runs, names)])[1]
+
+
+def reading_section(names: list[str], deps: list[dict[str, dict]]) -> tuple[list[str], list[str]]:
+    """Report lines on whether each model reads the image (superclass probabilities, answers, reports)
+    and the warnings, from the image-dependence check `ecgvlm score` recorded."""
+    from ecgvlm.evaluate.dependence import SAME_ANSWER_SHARE, SCORE_STD_MAX, dependence_warnings
+    from ecgvlm.signals.vocab import SUPERCLASSES
+
+    sup = [d.get("ptbxl-super") for d in deps]
+    rep = [d.get("report") for d in deps]
+    warned = [w for n, s, r in zip(names, sup, rep) for d, what in ((s, "superclass"), (r, "reports"))
+              if d for w in dependence_warnings(d, f"{n}, {what}")]  # fmt: skip
+
+    def cell(d: dict | None, fn) -> str:
+        return "–" if d is None else fn(d)
+
+    def prob(code: str):
+        def fn(d: dict) -> str:
+            v = (d.get("scores") or {}).get(code)
+            return "–" if v is None else f"{v['mean']:.2f} ± {v['std']:.4f}"
+
+        return fn
+
+    rows = [(f"P({code}) mean ± std", sup, prob(code)) for code in SUPERCLASSES]
+    rows += [
+        ("superclass: distinct answers / pages", sup, lambda d: f"{d['distinct_answers']} / {d['rows']}"),
+        ("superclass: most common answer", sup,
+         lambda d: f"{d['majority_answer'][:30] or '(empty)'} ({d['majority_share']:.0%})"),
+        ("superclass: answer changes (share of page pairs)", sup, lambda d: f"{d['answer_change_rate']:.2f}"),
+        ("reports: distinct / pages", rep, lambda d: f"{d['distinct_answers']} / {d['rows']}"),
+        ("reports: looping", rep, lambda d: f"{d['loops']} / {d['rows']}"),
+        ("superclass answers depend on the image", sup,
+         lambda d: {True: "**NO**", False: "yes", None: "not judged (too few pages)"}[d["independent"]]),
+    ]  # fmt: skip
+    lines = [
+        "## Does each model read the image?",
+        "",
+        "Across the test pages: each superclass probability's mean ± standard deviation, how often the",
+        "answer changes between pages, and the reports' variety and loops (a phrase of 1-4 words 3+ times",
+        "in a row, or a letter 6+ times). A model whose superclass answer is the same on "
+        f">= {SAME_ANSWER_SHARE:.0%} of the pages",
+        f"while no probability moves by a standard deviation of {SCORE_STD_MAX} is answering from a prior,",
+        "not from the image (evaluate/dependence.py). Depending on the image is not reading it well: an",
+        "untrained model's answers move with the page at chance AUC; Table I says how well.",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+        *[f"| {label} | " + " | ".join(cell(d, fn) for d in ds) + " |" for label, ds, fn in rows],
+        "",
+    ]
+    return lines, warned
+
+
+def training_budget(out: Path, names: list[str], stages: Stages) -> list[str]:
+    """Report lines: the training each column had (samples seen, wall time), from the files it left."""
+    done = stages.state["done"]
+    rows = []
+    for name in names:
+        if name == "baseline":
+            rows.append((name, "0", "none: the base as it is (zero-shot)", "0"))
+        elif name == "fine-tuned":
+            rows.append((name, *_lora_budget(out / "model" / "adapter", done.get("finetune"))))
+        elif name == "CNN":
+            rows.append((name, *_cnn_budget(out / "cnn", done.get("cnn"))))
+    return [
+        "## Training budget",
+        "",
+        "| model | samples seen | how | training wall time (s) |",
+        "|---|---:|---|---:|",
+        *[f"| {' | '.join(r)} |" for r in rows],
+        "",
+    ]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _lora_budget(adapter: Path, stage_s: float | None) -> tuple[str, str, str]:
+    import yaml
+
+    summary = _read_json(adapter / "train_summary.json")
+    try:
+        train = (yaml.safe_load((adapter / "config.yaml").read_text("utf-8")) or {}).get("train") or {}
+    except (OSError, yaml.YAMLError):
+        train = {}
+    steps, batch, accum = summary.get("steps"), train.get("batch_size"), train.get("grad_accum", 1)
+    if not isinstance(steps, int) or not isinstance(batch, int):
+        return "?", "train_summary.json / config.yaml unreadable", "?"
+    tasks = summary.get("tasks") or {}
+    mix = ", ".join(f"{v} {k}" for k, v in tasks.items())
+    how = f"{steps} steps x batch {batch}" + (f" x accumulation {accum}" if accum != 1 else "")
+    how += f" (LoRA; training rows: {mix})" if mix else " (LoRA)"
+    wall = summary.get("wall_s")
+    return f"{steps * batch * accum:,}", how, _wall(wall, stage_s)
+
+
+def _cnn_budget(run: Path, stage_s: float | None) -> tuple[str, str, str]:
+    cfg, log = _read_json(run / "config.json"), _read_json(run / "train_log.json")
+    steps, batch = cfg.get("steps"), (cfg.get("options") or {}).get("batch_size")
+    if not isinstance(steps, int) or not isinstance(batch, int):
+        return "?", "config.json unreadable", "?"
+    epochs, pages = len(cfg.get("history") or []), log.get("n_train_images")
+    how = (
+        f"{epochs} epochs x {pages} pages ({steps} steps x batch {batch}; best epoch {cfg.get('best_epoch')})"
+    )
+    wall = sum(e.get("seconds", 0) for e in log.get("epochs") or []) or None
+    return f"{steps * batch:,}", how, _wall(wall, stage_s)
+
+
+def _wall(train_s: float | None, stage_s: float | None) -> str:
+    text = "?" if train_s is None else f"{train_s:.0f}"
+    return text + (f" (whole stage {stage_s:.0f})" if stage_s is not None else "")

@@ -9,6 +9,8 @@ Public API (import from the submodules; nothing heavy is imported here):
 * ``mcq.score_mcq(preds, mode="ecgbench"|"strict") -> dict``; ``measure.score_measure(preds) -> dict``
 * ``judges``: ``Judge``, ``JudgeScore``, ``make_judge("findings"|"llm")``, ``score_reports(preds, judge)``;
   ``judges.findings.FindingsJudge``; ``judges.llm.LLMJudge``
+* ``dependence.image_dependence(rows) -> dict`` (do the outputs depend on the image?),
+  ``dependence.loops(text)``, ``dependence.dependence_warnings(dep, what)``
 * ``table``: ``load_run``, ``write_table(runs, out)``, ``write_sweep(sweep, out)`` (folder layouts there)
 * CLI: ``ecgvlm score`` (``cli_score``), ``ecgvlm table`` (``cli_table``)
 """

@@ -16,6 +16,12 @@ The result is merged into --out (default: metrics.json beside the predictions) u
 benchmarks[BENCHMARK][MODE] (MODE = judge name for reports), so one run folder collects every score
 that `ecgvlm table` reads.
 
+Every score also records "image_dependence" (evaluate/dependence.py): how many distinct answers the
+rows got, how often the answer changes between pages, the per-class spread of the probabilities and
+how many answers loop; a WARNING line is printed when one answer is given on >= 95% of the rows and
+(with scores) no class's probability moves by a standard deviation of 0.02 or more: the model's
+outputs do not depend on the image.
+
 Examples:
   ecgvlm score --predictions runs/ft/predictions.jsonl --benchmark ptbxl-super --mode ecgbench
   ecgvlm score --predictions runs/ft/predictions.jsonl --benchmark ptbxl-super --mode strict \\
@@ -80,11 +86,18 @@ def load_rows(path: str | Path, task: str) -> list[dict]:
 
 
 def score_file(args: argparse.Namespace) -> tuple[str, dict]:
-    """(mode key, metrics) for the arguments' benchmark."""
-    from ecgvlm.evaluate.labels import BENCHMARK_LABELS
+    """(mode key, metrics) for the arguments' benchmark, with the image-dependence check of its rows."""
+    from ecgvlm.evaluate.dependence import image_dependence
 
     task = args.task or BENCHMARK_TASKS[args.benchmark]
     rows = load_rows(args.predictions, task)
+    mode, metrics = _score_rows(args, rows, task)
+    return mode, dict(metrics, image_dependence=image_dependence(rows))
+
+
+def _score_rows(args: argparse.Namespace, rows: list[dict], task: str) -> tuple[str, dict]:
+    from ecgvlm.evaluate.labels import BENCHMARK_LABELS
+
     if args.benchmark in BENCHMARK_LABELS:
         if args.mode == "ecgbench":
             from ecgvlm.evaluate.ecgbench import score_ecgbench
@@ -145,13 +158,34 @@ def _headline(benchmark: str, mode: str, m: dict) -> str:
     return f"{benchmark} [{mode}] n={m.get('n')}: " + " ".join(parts)
 
 
+def _dependence_line(dep: dict) -> str:
+    parts = [
+        f"{dep['distinct_answers']} distinct answers in {dep['rows']} rows",
+        f"majority {dep['majority_share']:.0%}" if dep["majority_share"] is not None else "",
+        f"answer change rate {dep['answer_change_rate']:.2f}"
+        if dep["answer_change_rate"] is not None
+        else "",
+        f"max per-class score std {dep['max_score_std']:.4f}" if dep["max_score_std"] is not None else "",
+        f"{dep['loops']} looping",
+    ]
+    verdict = {True: "does NOT depend on the image", False: "depends on the image", None: "not judged"}
+    return "image dependence: " + ", ".join(p for p in parts if p) + f" -> {verdict[dep['independent']]}"
+
+
 def main(args: argparse.Namespace) -> int:
+    from ecgvlm.evaluate.dependence import dependence_warnings
+
     mode, metrics = score_file(args)
     out = Path(args.out) if args.out else Path(args.predictions).with_name("metrics.json")
     merge_metrics(out, args.benchmark, mode, metrics, str(args.predictions))
     print(_headline(args.benchmark, mode, metrics))
     for note in metrics.get("notes", []):
         print(f"note: {note}")
+    print(_dependence_line(metrics["image_dependence"]))
+    for warning in dependence_warnings(
+        metrics["image_dependence"], f"{args.benchmark} [{mode}] of {args.predictions}"
+    ):
+        print(f"WARNING: {warning}")
     if metrics.get("cost"):
         print("judge: " + ", ".join(f"{k}={v}" for k, v in metrics["cost"].items()))
     print(f"wrote {out}")

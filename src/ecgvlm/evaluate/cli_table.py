@@ -3,6 +3,9 @@
 Each RUN folder holds metrics.json (written/merged by `ecgvlm score`) and, for the ROC curves,
 predictions.jsonl with per-label "scores". Rows are task / mode / metric, columns are runs, the
 best value per row is bold (lower is better for Hamming loss and MAE).
+Under the table: whether each run's outputs depend on the image (distinct answers, how often the
+answer changes between pages, per-class spread of the probabilities, looping answers; see
+`ecgvlm score`), with a WARNING line for each run whose answers do not.
 
 Examples:
   ecgvlm table runs/base runs/finetuned --names base,finetuned --out report/

@@ -20,6 +20,9 @@ Sweep folder (written by ``ecgvlm sweep``, one run folder per point)::
 
 Rows of Table I are (benchmark, mode, metric) in a fixed order; columns are runs; the best value of
 each row is marked (lower is better for Hamming loss and MAE).
+Under it, the image-dependence check each metrics entry records (``image_dependence``, see
+evaluate/dependence.py), one row per figure, with a warning line per run whose outputs do not
+depend on the image or whose answers loop.
 """
 
 from __future__ import annotations
@@ -168,6 +171,95 @@ def markdown_table(runs: list[Run], rows: list[dict]) -> str:
 
 
 # ------------------------------------------------------------------------------------------
+# Image dependence
+# ------------------------------------------------------------------------------------------
+
+
+def run_dependence(run: Run) -> dict[str, dict]:
+    """{benchmark: image_dependence} for a run: from metrics.json, else computed from its predictions.
+
+    Every mode of a benchmark scores the same rows, so the first mode that recorded it is taken;
+    runs scored before the check existed get it from predictions.jsonl when that file is there.
+    """
+    from ecgvlm.evaluate.cli_score import BENCHMARK_TASKS, load_rows
+    from ecgvlm.evaluate.dependence import image_dependence
+
+    out = {}
+    for bench in sorted(run.benchmarks, key=lambda b: _order(BENCH_ORDER, b)):
+        modes = run.benchmarks[bench]
+        found = [
+            m["image_dependence"]
+            for _, m in sorted(modes.items(), key=lambda kv: _order(MODE_ORDER, kv[0]))
+            if isinstance(m, dict) and isinstance(m.get("image_dependence"), dict)
+        ]
+        if found:
+            out[bench] = found[0]
+        elif bench in BENCHMARK_TASKS and run.predictions.exists():
+            try:
+                out[bench] = image_dependence(load_rows(run.predictions, BENCHMARK_TASKS[bench]))
+            except ECGVLMError:
+                continue  # no rows of that task in the file: nothing to say
+    return out
+
+
+def _std_range(dep: dict) -> str:
+    stds = [v["std"] for v in (dep.get("scores") or {}).values()]
+    return f"{min(stds):.4f}-{max(stds):.4f}" if stds else "–"
+
+
+DEPENDENCE_ROWS = [
+    ("distinct answers / rows", lambda d: f"{d['distinct_answers']} / {d['rows']}"),
+    ("most common answer", lambda d: "–" if d["majority_share"] is None else f"{d['majority_share']:.0%}"),
+    (
+        "answer changes (share of pairs)",
+        lambda d: "–" if d["answer_change_rate"] is None else f"{d['answer_change_rate']:.2f}",
+    ),
+    ("probability std per class (min-max)", _std_range),
+    ("looping answers", lambda d: str(d["loops"])),
+    (
+        "depends on the image",
+        lambda d: {True: "**NO**", False: "yes", None: "not judged"}[d.get("independent")],
+    ),
+]
+
+
+def _dep_cell(cell, dep: dict) -> str:
+    try:
+        return cell(dep)
+    except (KeyError, TypeError, ValueError):  # a hand-edited or foreign metrics entry: say so, go on
+        return "?"
+
+
+def dependence_markdown(runs: list[Run], deps: list[dict[str, dict]]) -> tuple[str, list[str]]:
+    """The image-dependence rows per benchmark (columns = runs) and the warnings, as Markdown."""
+    from ecgvlm.evaluate.dependence import RULE, dependence_warnings
+
+    benches = sorted({b for d in deps for b in d}, key=lambda b: _order(BENCH_ORDER, b))
+    if not benches:
+        return "", []
+    lines = [
+        "Image dependence: how the answers vary across the test pages (evaluate/dependence.py).",
+        "",
+        "| Task | Check | " + " | ".join(r.name for r in runs) + " |",
+        "|---|---|" + "---:|" * len(runs),
+    ]
+    for bench in benches:
+        for label, cell in DEPENDENCE_ROWS:
+            cells = [_dep_cell(cell, d[bench]) if bench in d else "–" for d in deps]
+            lines.append(f"| {bench} | {label} | " + " | ".join(cells) + " |")
+    found = [
+        w
+        for r, d in zip(runs, deps)
+        for b in benches
+        if b in d
+        for w in dependence_warnings(d[b], f"{r.name}, {b}")
+    ]
+    lines += ["", f"Rule: {RULE}."]
+    lines += [line for w in found for line in ("", f"**WARNING: {w}**")]
+    return "\n".join(lines) + "\n", found
+
+
+# ------------------------------------------------------------------------------------------
 # Figures
 # ------------------------------------------------------------------------------------------
 
@@ -311,10 +403,20 @@ def write_table(runs: list[Run], out: str | Path) -> dict:
     if not rows:
         raise ECGVLMError("the runs have no numeric metrics to tabulate", runs[0].path if runs else None)
     md = markdown_table(runs, rows)
+    deps = [run_dependence(r) for r in runs]
+    dep_md, warned = dependence_markdown(runs, deps)
+    if dep_md:
+        md += "\n" + dep_md
     atomic_write_text(out / "table.md", md)
     atomic_write_json(
         out / "table.json",
-        {"columns": [r.name for r in runs], "runs": [str(r.path) for r in runs], "rows": rows},
+        {
+            "columns": [r.name for r in runs],
+            "runs": [str(r.path) for r in runs],
+            "rows": rows,
+            "image_dependence": {r.name: d for r, d in zip(runs, deps)},
+            "warnings": warned,
+        },
     )
     files = [out / "table.md", out / "table.json"]
     roc = plot_roc(runs, out)
@@ -323,7 +425,7 @@ def write_table(runs: list[Run], out: str | Path) -> dict:
     bars = plot_per_class(runs, out)
     if bars:
         files.append(bars)
-    return {"markdown": md, "files": [str(f) for f in files]}
+    return {"markdown": md, "files": [str(f) for f in files], "warnings": warned}
 
 
 # ------------------------------------------------------------------------------------------

@@ -244,6 +244,7 @@ def modes_of(benchmark: str) -> list[str]:
 def score_stage(pdir: Path, spec: dict, val_predictions: Path | None) -> list[str]:
     """Score every benchmark in its modes into a fresh pdir/metrics.json; returns headline lines."""
     from ecgvlm.evaluate.cli_score import BENCHMARK_TASKS, _headline, merge_metrics, score_file
+    from ecgvlm.evaluate.dependence import dependence_warnings
     from ecgvlm.io import read_jsonl
 
     metrics = pdir / "metrics.json"
@@ -266,6 +267,7 @@ def score_stage(pdir: Path, spec: dict, val_predictions: Path | None) -> list[st
             key, m = score_file(ns)
             merge_metrics(metrics, bench, key, m, ns.predictions)
             lines.append(_headline(bench, key, m))
+            lines += [f"WARNING: {w}" for w in dependence_warnings(m["image_dependence"], f"{bench} [{key}]")]
     return lines
 
 
