@@ -101,7 +101,9 @@ def test_text_stage_is_reproducible_and_leaves_the_image_side_alone(tmp_path):
     assert (alone / "model.safetensors").read_bytes() == w3
     before, after = load_file(str(two / "model.safetensors")), load_file(str(three / "model.safetensors"))
     changed = {k for k in before if not (before[k] == after[k]).all()}
-    assert any("lm_head" in k for k in changed) and any("language_model.model.layers.0." in k for k in changed)
+    assert any("lm_head" in k for k in changed) and any(
+        "language_model.model.layers.0." in k for k in changed
+    )
     assert not any("vision_model" in k or "multi_modal_projector" in k for k in changed)
     assert not any("language_model.model.layers.1." in k for k in changed)  # micro's cross-attention layer
     card = json.loads((three / "pretrain.json").read_text())

@@ -224,7 +224,18 @@ def run_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     options = {
         k: getattr(args, k)
-        for k in ("records", "steps", "seed", "eval_limit", "no_cnn", "lr", "tasks", "scores", "threads", "base")
+        for k in (
+            "records",
+            "steps",
+            "seed",
+            "eval_limit",
+            "no_cnn",
+            "lr",
+            "tasks",
+            "scores",
+            "threads",
+            "base",
+        )
     }
     options["recipe"] = list(DEMO_RECIPE)  # a changed recipe must not reuse an old fine-tune
     stages = Stages(out, options)
