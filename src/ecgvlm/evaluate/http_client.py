@@ -82,7 +82,7 @@ class ChatClient:
         s["seconds"] = round(s["seconds"], 2)
         p_in, p_out = self.prices
         if p_in is not None and p_out is not None:
-            s["cost_usd"] = round((s["prompt_tokens"] * p_in + s["completion_tokens"] * p_out) / 1e6, 4)
+            s["cost_usd"] = round((s["prompt_tokens"] * p_in + s["completion_tokens"] * p_out) / 1e6, 6)
         return s
 
     # ---------------------------------------------------------------- cache
