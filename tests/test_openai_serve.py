@@ -159,3 +159,34 @@ def test_audio_is_refused_by_name(server):
     body = {"model": "m", "messages": [user()], "audio": {"voice": "alloy", "format": "wav"}}
     r = httpx.post(f"{server}/v1/chat/completions", json=body, timeout=60)
     assert r.status_code == 400 and r.json()["error"]["param"] == "audio"
+
+
+def test_decode_matches_greedy_generate_and_rows_sample_independently(interpreter):
+    """model.decode.complete: greedy text equals infer.generate's; a row's own max tokens and seed hold in a batch."""
+    import io
+
+    from PIL import Image
+
+    from ecgvlm.model.decode import Sampling, complete
+    from ecgvlm.model.infer import generate, prompt_ids
+
+    model, processor = interpreter.model, interpreter.processor
+    img = Image.open(io.BytesIO(examples.read())).convert("RGB")
+    questions = ["<image>\n" + QUESTION, "What is the heart rate on this ECG?"]
+    ref = generate(model, processor, [img, img], questions, max_new_tokens=8, batch_size=2)
+    seqs = [prompt_ids(processor.tokenizer, q) for q in questions]
+    got = complete(model, processor, [img, img], seqs, [Sampling(8), Sampling(8)])
+    assert [c.text for c in got] == ref
+
+    # one batch: a greedy row cut at 3, a seeded sampled row, a greedy row at 8
+    mixed = complete(
+        model,
+        processor,
+        [img] * 3,
+        [seqs[0]] * 3,
+        [Sampling(3), Sampling(8, temperature=1.0, seed=5), Sampling(8)],
+    )
+    assert mixed[0].finish_reason == "length" and mixed[0].completion_tokens == 3
+    assert mixed[2].text == ref[0]  # the sampled neighbour does not disturb greedy rows
+    alone = complete(model, processor, [img], [seqs[0]], [Sampling(8, temperature=1.0, seed=5)])
+    assert [t.id for t in alone[0].tokens] == [t.id for t in mixed[1].tokens]  # the seed decides
