@@ -164,7 +164,7 @@ class Stub:
     """An OpenAI-style chat endpoint on loopback whose replies a test scripts by mode."""
 
     def __init__(self, mode: str):
-        self.mode, self.requests, self.seen = mode, [], {}
+        self.mode, self.requests, self.seen, self.auth = mode, [], {}, []
         self.lock = threading.Lock()
         owner = self
 
@@ -176,6 +176,7 @@ class Stub:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with owner.lock:
                     owner.requests.append(body)
+                    owner.auth.append(self.headers.get("Authorization"))
                     key = json.dumps(body["messages"], sort_keys=True)
                     owner.seen[key] = owner.seen.get(key, 0) + 1
                     nth = owner.seen[key]
@@ -303,3 +304,45 @@ def test_code_scores_from_top_logprobs():
     )
     assert scores is None and "STTC, CD, HYP" in why
     assert code_scores({"message": {}}, SUPERCLASSES) == (None, "the endpoint returned no logprobs")
+
+
+@pytest.mark.parametrize("stub", ["429"], indirect=True)
+def test_api_key_from_the_named_variable_and_misuse_is_one_line(stub, toy, tmp_path, monkeypatch, capsys):
+    base = ["evaluate", "--endpoint", stub.url, "--data", str(toy), "--tasks", "superclass", "--no-progress"]
+    cases = [
+        (["--served-model", "m", "--model", "x", "--out", str(tmp_path / "a")], "either --model"),
+        (["--out", str(tmp_path / "b")], "--served-model"),
+        (["--served-model", "m", "--scores", "yesno", "--out", str(tmp_path / "c")], "yesno"),
+        (
+            ["--served-model", "m", "--api-key-env", "NO_SUCH_KEY_VAR", "--out", str(tmp_path / "d")],
+            "NO_SUCH_KEY_VAR",
+        ),
+    ]
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    for extra, text in cases:
+        assert cli([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and text in err
+    assert stub.requests == []
+    monkeypatch.setenv("MY_KEY", "sk-test")
+    assert (
+        cli(
+            [
+                *base,
+                "--served-model",
+                "m",
+                "--api-key-env",
+                "MY_KEY",
+                "--limit",
+                "1",
+                "--out",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
+    assert stub.auth == ["Bearer sk-test", "Bearer sk-test"]  # the 429 and the retry
+    assert (
+        cli([*base, "--served-model", "m", "--limit", "1", "--out", str(tmp_path / "f"), "--no-cache"]) == 0
+    )
+    assert stub.auth[-1] is None  # no key unless one is named
