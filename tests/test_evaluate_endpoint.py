@@ -204,6 +204,8 @@ class Stub:
             )
         if self.mode == "malformed" and h % 3 == 0:
             return 200, {"Content-Type": "application/json"}, b'{"choices": [{"message": {"content": "NO'
+        if self.mode == "malformed" and h % 3 == 1:  # JSON, but no answer in it
+            return 200, {"Content-Type": "application/json"}, b'{"object": "chat.completion", "choices": []}'
         choice = {"index": 0, "message": {"role": "assistant", "content": "NORM"}, "finish_reason": "stop"}
         if body.get("logprobs") and self.mode != "nologprobs":
             alts = [
@@ -278,10 +280,18 @@ def test_stub_malformed_json_rows_fail_alone_and_are_asked_again(stub, toy, tmp_
     bad = [r for r in rows if "error" in r]
     good = [r for r in rows if "error" not in r]
     assert bad and good and len(rows) == 6
-    assert all(r["prediction"] == "" and "malformed JSON" in r["error"] for r in bad)
+    assert all(r["prediction"] == "" for r in bad)
+    # both kinds happened: text that is not JSON, and JSON without an answer
+    assert any("malformed JSON" in r["error"] for r in bad) and any(
+        "unusable reply" in r["error"] for r in bad
+    )
     assert all("request failed" in r["scores_missing"] for r in bad)
     note = " ".join(m["notes"])
-    assert f"{len(bad)} of 6 rows have no scores" in note and "malformed JSON" in note
+    assert (
+        f"{len(bad)} of 6 rows have no scores" in note
+        and "malformed JSON" in note
+        and "unusable reply" in note
+    )
     assert sorted(m["rows_without_scores"]) == sorted(r["id"] for r in bad)
     # a rerun asks only the failed rows again (the others come from the reply cache)
     before = len(stub.requests)

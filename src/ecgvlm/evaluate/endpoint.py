@@ -119,18 +119,11 @@ def ask_row(
         body["logprobs"] = True
         body["top_logprobs"] = top_logprobs
     try:
-        reply = client.post(body)
-        choice = reply["choices"][0]
-        text = choice["message"]["content"]
-        if not isinstance(text, str):
-            raise TypeError("message content is not text")
+        reply = client.post(body, check=_answer_problem)
     except EndpointError as e:
         return _failed(row, e.reason, want_scores)
-    except (KeyError, IndexError, TypeError) as e:
-        client.bump(failures=1)
-        return _failed(
-            row, f"reply without choices[0].message.content ({type(e).__name__}: {e})", want_scores
-        )
+    choice = reply["choices"][0]
+    text = choice["message"]["content"]
     if not want_scores:
         return prediction_record(row, text.strip(), None)
     scores, why = code_scores(choice, SUPERCLASSES)
@@ -138,6 +131,15 @@ def ask_row(
     if why:
         record["scores_missing"] = why
     return record
+
+
+def _answer_problem(reply: dict) -> str | None:
+    """What keeps a reply from giving an answer text, or None."""
+    try:
+        text = reply["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError) as e:
+        return f"no choices[0].message.content: {type(e).__name__} {e}"
+    return None if isinstance(text, str) else "message content is not text"
 
 
 def _failed(row: dict, reason: str, want_scores: bool) -> dict:

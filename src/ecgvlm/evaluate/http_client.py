@@ -115,8 +115,14 @@ class ChatClient:
             raise json.JSONDecodeError("reply is not a JSON object", "", 0)
         return reply
 
-    def post(self, body: dict, use_cache: bool = True) -> dict:
-        """The parsed reply to ``body``; raises ``EndpointError`` when it cannot get one."""
+    def post(
+        self, body: dict, use_cache: bool = True, check: Callable[[dict], str | None] | None = None
+    ) -> dict:
+        """The parsed reply to ``body``; raises ``EndpointError`` when it cannot get one.
+
+        ``check(reply)`` returns what is wrong with a reply (or None): such a reply is retried like
+        a malformed one and never cached.
+        """
         path = self._cache_path(body) if use_cache else None
         if path is not None and path.exists():
             try:
@@ -145,6 +151,11 @@ class ChatClient:
                 continue
             except (urllib.error.URLError, TimeoutError, ConnectionError, UnicodeDecodeError) as e:
                 last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+                time.sleep(self._sleep_for(attempt, None))
+                continue
+            problem = check(reply) if check else None
+            if problem:
+                last = f"unusable reply ({problem})"
                 time.sleep(self._sleep_for(attempt, None))
                 continue
             usage = reply.get("usage") or {}

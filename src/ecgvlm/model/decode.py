@@ -17,6 +17,7 @@ reported when ``generate`` returns.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -107,7 +108,7 @@ class _Stepper(LogitsProcessor):
         self.gens = [
             None
             if s.temperature <= 0
-            else torch.Generator().manual_seed(s.seed if s.seed is not None else torch.seed() % 2**63)
+            else torch.Generator().manual_seed(s.seed if s.seed is not None else secrets.randbits(63))
             for s in settings
         ]
 

@@ -381,6 +381,14 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
         name = interpreter.name
 
         async def body():
+            try:
+                async for event in stream_events():
+                    yield event
+            finally:  # also when the client goes away: a job not yet started is then skipped
+                if not task.done():
+                    task.cancel()
+
+        async def stream_events():
             text = StreamText(tokenizer())
             yield sse(chunk(cid, name, {"role": "assistant", "content": ""}))
             try:
@@ -395,7 +403,6 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
                     yield sse(chunk(cid, name, {"content": text.push(token.id)}, logprobs=lp))
                 done = task.result()
             except Exception as e:  # the status line is sent: report in the stream, then end it
-                task.cancel()
                 message = (
                     f"the request took longer than the {config.timeout_s:g} s limit"
                     if isinstance(e, asyncio.TimeoutError)
