@@ -190,3 +190,12 @@ def test_decode_matches_greedy_generate_and_rows_sample_independently(interprete
     assert mixed[2].text == ref[0]  # the sampled neighbour does not disturb greedy rows
     alone = complete(model, processor, [img], [seqs[0]], [Sampling(8, temperature=1.0, seed=5)])
     assert [t.id for t in alone[0].tokens] == [t.id for t in mixed[1].tokens]  # the seed decides
+
+
+def test_chat_time_limit_gives_504(interpreter):
+    with running_server(create_app(interpreter, ServeConfig(timeout_s=0.001))) as url:
+        for stream in (False, True):
+            body = {"model": "m", "messages": [user()], "max_tokens": 4, "stream": stream}
+            r = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+            assert r.status_code == 504 and "limit" in r.json()["error"]["message"]
+        assert httpx.get(f"{url}/health").status_code == 200

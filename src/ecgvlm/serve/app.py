@@ -250,9 +250,11 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
                 {"Retry-After": "1"},
             ) from None
 
-    async def with_timeout(coro: Any) -> Any:
+    async def with_timeout(coro: Any, deadline: float | None = None) -> Any:
+        """Await ``coro`` for the request's time limit (or what is left of it before ``deadline``)."""
+        limit = config.timeout_s if deadline is None else deadline - asyncio.get_running_loop().time()
         try:
-            return await asyncio.wait_for(coro, config.timeout_s)
+            return await asyncio.wait_for(coro, max(limit, 0.0))
         except asyncio.TimeoutError:
             raise APIError(
                 504, "timeout", f"the request took longer than the {config.timeout_s:g} s limit"
@@ -352,14 +354,14 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
             )
             return req, img
 
-        req, img = await with_timeout(prepare())
+        req, img = await with_timeout(prepare(), deadline)
         # Seeded sampling runs alone so the seed alone decides the answer (a batch would pad it).
         key = (
             ("chat", next(ids)) if req.sampling.temperature > 0 and req.sampling.seed is not None else "chat"
         )
         cid = f"chatcmpl-{time.time_ns():x}"
         if not req.stream:
-            done = await with_timeout(submit(key, ChatJob(img, req.messages, req.sampling)))
+            done = await with_timeout(submit(key, ChatJob(img, req.messages, req.sampling)), deadline)
             return JSONResponse(completion_response(cid, interpreter.name, tokenizer(), done, req.logprobs))
         return await stream_chat(key, cid, req, img, deadline)
 
