@@ -69,6 +69,13 @@ def test_streamed_chunks_join_to_the_plain_answer(client):
     assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
     assert len([c for c in chunks if c.choices]) >= 3  # token by token, not one block
 
+    kw = dict(model="ecgvlm", messages=[user()], max_tokens=6, temperature=0, logprobs=True, top_logprobs=2)
+    whole = client.chat.completions.create(**kw).choices[0].logprobs.content
+    parts = [c.choices[0].logprobs for c in client.chat.completions.create(stream=True, **kw)]
+    streamed = [t for lp in parts if lp is not None for t in lp.content]
+    assert [(t.token, t.logprob) for t in streamed] == [(t.token, t.logprob) for t in whole]
+    assert all(len(t.top_logprobs) == 2 for t in streamed)
+
 
 def test_raw_stream_is_sse_ending_with_done(server):
     body = {"model": "m", "messages": [user()], "max_tokens": 4, "stream": True}
