@@ -33,7 +33,7 @@ from ecgvlm.errors import ECGVLMError
 from ecgvlm.io import atomic_write_json, atomic_write_text
 
 SCORE_TEXT = {
-    "codes": "the likelihood of each superclass code as the answer to the superclass question",
+    "codes": "the first-token probability of each superclass code as the answer to the superclass question",
     "yesno": 'P("yes") to "Does this ECG show <superclass>?", asked per superclass',
 }
 STAGES = ("base", "data", "baseline", "finetune", "finetuned", "cnn", "report")

@@ -174,10 +174,12 @@ def superclass_scores(
     and take P("yes") / (P("yes") + P("no")), each the probability of the whole answer followed by
     end-of-turn (so multi-token words and prefixes like "yesterday" are handled). The five values
     are independent, as multi-label scores should be; 5 extra prompts per row.
-    ``codes``: one forward on the row's own superclass prompt; the softmax over the five codes of
-    the likelihood that the answer starts with that code. Cheap, but the five compete for one slot
-    (answers list codes in a fixed order, so later codes are underrated): ranking within a class
-    across images still works, comparison across classes does not.
+    ``codes``: one forward on the row's own superclass prompt; at the answer's first token, the
+    probability of each code's first token ("NORM", or "ST" where the tokenizer splits "STTC"),
+    renormalised over the five. It is what a served model's ``top_logprobs`` give
+    (``evaluate.endpoint``), so a local and an endpoint run agree. Cheap, but the five compete for
+    one slot (answers list codes in a fixed order, so later codes are underrated): ranking within
+    a class across images still works, comparison across classes does not.
     """
     from ecgvlm.model.infer import option_probs
     from ecgvlm.model.scoring import EOT
@@ -186,7 +188,7 @@ def superclass_scores(
     if method == "none" or not images:
         return [None] * len(images)
     if method == "codes":
-        probs = option_probs(model, processor, images, prompts, list(SUPERCLASSES), mode="sequence")
+        probs = option_probs(model, processor, images, prompts, list(SUPERCLASSES), mode="first")
         return [{c: round(float(p[j]), 6) for j, c in enumerate(SUPERCLASSES)} for p in probs]
     if method != "yesno":
         raise ECGVLMError(f"unknown score method {method!r} (use one of {', '.join(SCORE_METHODS)})")

@@ -46,6 +46,31 @@ def _scores(preds: list[dict], labels: list[str], path: str | None) -> np.ndarra
     return out
 
 
+def _unscored_ids(preds: list[dict]) -> list:
+    """Ids of rows without scores, when some rows have scores or say why not (else: none were asked)."""
+    missing = [r for r in preds if not isinstance(r.get("scores"), dict)]
+    if len(missing) == len(preds) and not any(r.get("scores_missing") for r in missing):
+        return []
+    return [r.get("id") for r in missing]
+
+
+def _no_scores_note(preds: list[dict]) -> str:
+    """Why there is no AUC: which rows lack scores, and the reason each row gives (``scores_missing``)."""
+    missing = [r for r in preds if not isinstance(r.get("scores"), dict)]
+    if len(missing) == len(preds) and not any(r.get("scores_missing") for r in missing):
+        return "no per-label scores in the predictions: AUC not available"
+    ids = ", ".join(str(r.get("id")) for r in missing[:10]) + (", ..." if len(missing) > 10 else "")
+    reasons: dict[str, int] = {}
+    for r in missing:
+        why = str(r.get("scores_missing") or "no reason given")
+        reasons[why] = reasons.get(why, 0) + 1
+    why = "; ".join(f"{k} ({v} rows)" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    return (
+        f"{len(missing)} of {len(preds)} rows have no scores (ids: {ids}; why: {why}): AUC not "
+        "available, F1 and Hamming are read from the answer text"
+    )
+
+
 def best_thresholds(y_true: np.ndarray, y_score: np.ndarray, default: float = 0.5) -> np.ndarray:
     """Per class, the score cut (predict score >= cut) that maximises F1; ``default`` if no positive."""
     out = np.full(y_true.shape[1], default)
@@ -101,7 +126,7 @@ def score_strict(
         y_pred = y_text
         auc = np.full(len(labels), np.nan)
         pred_source = "labels read from the answer text"
-        notes.append("no per-label scores in the predictions: AUC not available")
+        notes.append(_no_scores_note(preds))
 
     support = y_true.sum(axis=0)
     present = support > 0
@@ -140,4 +165,5 @@ def score_strict(
         "bootstrap": {"resamples": n_boot, "seed": seed},
         "per_class": per_class,
         "notes": notes,
+        "rows_without_scores": _unscored_ids(preds) if y_score is None else [],
     }

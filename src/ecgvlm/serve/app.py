@@ -1,19 +1,18 @@
 """The HTTP app: interpretation, an OpenAI-compatible chat endpoint, health, and the web page.
 
 ``create_app(interpreter, ServeConfig(...))`` returns a FastAPI app; ``ecgvlm serve`` runs it under
-uvicorn. The interpreter is anything with ``name``, ``interpret_batch(images)`` and
-``chat(images, prompts, max_new_tokens)`` (``ECGInterpreter`` in practice). Every error is JSON
+uvicorn. The interpreter is anything with ``name``, ``processor.tokenizer``,
+``interpret_batch(images)`` and ``complete(images, conversations, samplings, on_token)``
+(``ECGInterpreter`` in practice). /v1/chat/completions speaks OpenAI's format, streaming included
+(``openai_chat``); concurrent greedy chat requests share one generate batch. Every error is JSON
 ``{"error": {"message", "type"}}``; image bytes are never logged, only sizes and request ids.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hmac
 import itertools
-import json
 import logging
 import time
 from collections.abc import Hashable
@@ -24,7 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ecgvlm.serve import examples as examples_pkg
@@ -37,6 +36,17 @@ from ecgvlm.serve.limits import (
     multipart_boundary,
     read_limited,
     too_large,
+)
+from ecgvlm.serve.openai_chat import (
+    ChatRequest,
+    ChatRequestError,
+    StreamText,
+    chunk,
+    completion_response,
+    logprob_content,
+    parse_chat_request,
+    sse,
+    usage,
 )
 
 log = logging.getLogger("ecgvlm.serve")
@@ -62,15 +72,26 @@ class ServeConfig:
 
 
 class APIError(Exception):
-    def __init__(self, status: int, type_: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.type, self.message, self.headers = status, type_, message, headers or {}
+        self.param = param
 
 
 def error_response(
-    status: int, type_: str, message: str, headers: dict[str, str] | None = None
+    status: int, type_: str, message: str, headers: dict[str, str] | None = None, param: str | None = None
 ) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type_}}, status_code=status, headers=headers)
+    error = {"message": message, "type": type_}
+    if param is not None:  # OpenAI's field naming the offending request parameter
+        error["param"] = param
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 def _static(name: str) -> bytes:
@@ -88,8 +109,12 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
     def run_batch(key: Hashable, payloads: list[Any]) -> list[Any]:
         if key == "interpret":
             return [r.to_dict() for r in interpreter.interpret_batch(payloads)]
-        _, max_tokens = key
-        return interpreter.chat([p[0] for p in payloads], [p[1] for p in payloads], max_tokens)
+        return interpreter.complete(
+            [p.image for p in payloads],
+            [p.messages for p in payloads],
+            [p.sampling for p in payloads],
+            [p.on_token for p in payloads],
+        )
 
     batcher = MicroBatcher(run_batch, config.max_batch, config.batch_wait_ms, config.queue_size)
 
@@ -107,7 +132,7 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
     # ---- errors: always JSON --------------------------------------------------------------
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc.status, exc.type, exc.message, exc.headers)
+        return error_response(exc.status, exc.type, exc.message, exc.headers, exc.param)
 
     @app.exception_handler(UploadRejected)
     async def _rejected(request: Request, exc: UploadRejected) -> JSONResponse:
@@ -225,9 +250,11 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
                 {"Retry-After": "1"},
             ) from None
 
-    async def with_timeout(coro: Any) -> Any:
+    async def with_timeout(coro: Any, deadline: float | None = None) -> Any:
+        """Await ``coro`` for the request's time limit (or what is left of it before ``deadline``)."""
+        limit = config.timeout_s if deadline is None else deadline - asyncio.get_running_loop().time()
         try:
-            return await asyncio.wait_for(coro, config.timeout_s)
+            return await asyncio.wait_for(coro, max(limit, 0.0))
         except asyncio.TimeoutError:
             raise APIError(
                 504, "timeout", f"the request took longer than the {config.timeout_s:g} s limit"
@@ -304,118 +331,107 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
         return JSONResponse(await with_timeout(work()))
 
     @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> JSONResponse:
+    async def chat(request: Request) -> Response:
         check_token(request)
         cap = limits.max_bytes * 4 // 3 + MULTIPART_OVERHEAD  # base64 grows data by a third
         check_length(request, cap)
+        deadline = asyncio.get_running_loop().time() + config.timeout_s
 
-        async def work() -> dict:
+        async def prepare() -> tuple[ChatRequest, Any]:
             body = await read_limited(request.stream(), cap, limits)
-            req = parse_chat_request(body, config.max_chat_tokens)
-            img = await asyncio.to_thread(decode_image, req["image"], limits, "image_url")
+            try:
+                req = parse_chat_request(body, config.max_chat_tokens)
+            except ChatRequestError as e:
+                raise APIError(400, "invalid_request_error", e.message, param=e.param) from None
+            img = await asyncio.to_thread(decode_image, req.image, limits, "image_url")
             log.info(
-                "req %d: chat image %dx%d, %d bytes",
+                "req %d: chat image %dx%d, %d bytes, %d messages",
                 request.state.rid,
                 img.width,
                 img.height,
-                len(req["image"]),
+                len(req.image),
+                len(req.messages),
             )
-            text = await submit(("chat", req["max_tokens"]), (img, req["prompt"]))
-            return chat_response(interpreter, text, req)
+            return req, img
 
-        return JSONResponse(await with_timeout(work()))
+        req, img = await with_timeout(prepare(), deadline)
+        # Seeded sampling runs alone so the seed alone decides the answer (a batch would pad it).
+        key = (
+            ("chat", next(ids)) if req.sampling.temperature > 0 and req.sampling.seed is not None else "chat"
+        )
+        cid = f"chatcmpl-{time.time_ns():x}"
+        if not req.stream:
+            done = await with_timeout(submit(key, ChatJob(img, req.messages, req.sampling)), deadline)
+            return JSONResponse(completion_response(cid, interpreter.name, tokenizer(), done, req.logprobs))
+        return await stream_chat(key, cid, req, img, deadline)
+
+    def tokenizer():
+        return interpreter.processor.tokenizer
+
+    async def stream_chat(key: Hashable, cid: str, req: ChatRequest, img: Any, deadline: float) -> Response:
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+
+        def on_token(token: Any) -> None:  # called on the model thread
+            loop.call_soon_threadsafe(events.put_nowait, token)
+
+        task = asyncio.create_task(submit(key, ChatJob(img, req.messages, req.sampling, on_token)))
+        task.add_done_callback(lambda _: events.put_nowait(None))
+        await asyncio.sleep(0)  # let it reach the queue: a full queue is a 503 before any byte is sent
+        if task.done() and task.exception() is not None:
+            raise task.exception()
+        name = interpreter.name
+
+        async def body():
+            try:
+                async for event in stream_events():
+                    yield event
+            finally:  # also when the client goes away: a job not yet started is then skipped
+                if not task.done():
+                    task.cancel()
+
+        async def stream_events():
+            text = StreamText(tokenizer())
+            yield sse(chunk(cid, name, {"role": "assistant", "content": ""}))
+            try:
+                while True:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        raise asyncio.TimeoutError
+                    token = await asyncio.wait_for(events.get(), remaining)
+                    if token is None:
+                        break
+                    lp = {"content": logprob_content(tokenizer(), [token])} if req.logprobs else None
+                    yield sse(chunk(cid, name, {"content": text.push(token.id)}, logprobs=lp))
+                done = task.result()
+            except Exception as e:  # the status line is sent: report in the stream, then end it
+                message = (
+                    f"the request took longer than the {config.timeout_s:g} s limit"
+                    if isinstance(e, asyncio.TimeoutError)
+                    else getattr(e, "message", "internal server error; see the server log")
+                )
+                log.warning("req stream %s failed: %s", cid, message)
+                yield sse({"error": {"message": message, "type": "stream_error"}})
+                yield sse("[DONE]")
+                return
+            tail = text.finish(done.text)
+            yield sse(chunk(cid, name, {"content": tail} if tail else {}, finish_reason=done.finish_reason))
+            if req.include_usage:
+                final = chunk(cid, name, {})
+                final["choices"], final["usage"] = [], usage(done)
+                yield sse(final)
+            yield sse("[DONE]")
+
+        return StreamingResponse(
+            body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
 
     return app
 
 
-def parse_chat_request(body: bytes, max_tokens_cap: int) -> dict:
-    """Pull (prompt, image bytes, max_tokens) out of an OpenAI chat request, with clear errors."""
-
-    def bad(msg: str) -> APIError:
-        return APIError(400, "invalid_request", msg)
-
-    try:
-        req = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise bad(f"the body is not valid JSON ({e})") from None
-    if not isinstance(req, dict):
-        raise bad("the body must be a JSON object with 'messages'")
-    if req.get("stream"):
-        raise bad("stream=true is not supported; omit it")
-    messages = req.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise bad("'messages' must be a non-empty list")
-    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-    if not users:
-        raise bad("no message with role 'user'")
-    texts: list[str] = []
-    images: list[bytes] = []
-    for msg in users:
-        content = msg.get("content")
-        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        if not isinstance(parts, list):
-            raise bad("message 'content' must be a string or a list of content parts")
-        for part in parts:
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text" and isinstance(part.get("text"), str):
-                if msg is users[-1]:
-                    texts.append(part["text"])
-            elif kind == "image_url":
-                ref = part.get("image_url")
-                url = ref.get("url") if isinstance(ref, dict) else ref
-                images.append(decode_data_url(url))
-            else:
-                raise bad(f"unsupported content part {kind!r}: use 'text' and 'image_url'")
-    if len(images) != 1:
-        raise bad(f"send exactly one ECG image as an 'image_url' content part (got {len(images)})")
-    prompt = " ".join(t.strip() for t in texts if t.strip())
-    if not prompt:
-        raise bad("the last user message has no text question")
-    max_tokens = req.get("max_completion_tokens", req.get("max_tokens", 128))
-    if not isinstance(max_tokens, int) or max_tokens < 1:
-        raise bad("'max_tokens' must be a positive integer")
-    return {
-        "prompt": prompt,
-        "image": images[0],
-        "max_tokens": min(max_tokens, max_tokens_cap),
-        "model": req.get("model"),
-    }
-
-
-def decode_data_url(url: object) -> bytes:
-    if not isinstance(url, str) or not url.startswith("data:"):
-        raise APIError(
-            400,
-            "invalid_request",
-            "image_url must be a data URL (data:image/png;base64,...); the server does not fetch remote images",
-        )
-    header, sep, payload = url.partition(",")
-    if not sep or not header.endswith(";base64"):
-        raise APIError(
-            400, "invalid_request", "image_url data URL must be base64-encoded (data:image/png;base64,...)"
-        )
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise APIError(400, "invalid_request", "image_url holds invalid base64 data") from None
-
-
-def chat_response(interpreter: Any, text: str, req: dict) -> dict:
-    tokenizer = getattr(getattr(interpreter, "processor", None), "tokenizer", None)
-
-    def count(s: str) -> int:
-        return len(tokenizer(s, add_special_tokens=False)["input_ids"]) if tokenizer else 0
-
-    prompt_tokens, completion_tokens = count(req["prompt"]), count(text)
-    return {
-        "id": f"chatcmpl-{time.time_ns():x}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": interpreter.name,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+@dataclass
+class ChatJob:
+    image: Any
+    messages: list[dict]
+    sampling: Any
+    on_token: Any = None

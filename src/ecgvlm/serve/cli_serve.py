@@ -10,8 +10,9 @@ Then open http://127.0.0.1:8000/ , or:
   curl http://127.0.0.1:8000/health
 
 Endpoints: GET / (web page), POST /v1/interpret (multipart field 'image', or a raw image body),
-POST /v1/chat/completions (OpenAI format; one base64 data: image_url plus a text question),
-GET /v1/models, GET /health. Concurrent requests are micro-batched; when --queue-size requests are
+POST /v1/chat/completions (OpenAI format: one base64 data: image_url, system and earlier turns,
+stream, logprobs/top_logprobs, temperature/top_p/seed; see docs/endpoints.md), GET /v1/models,
+GET /health. Concurrent requests are micro-batched; when --queue-size requests are
 waiting, new ones get 503 with Retry-After. Errors are JSON {"error": {"message", "type"}}.
 """
 

@@ -258,6 +258,20 @@ class ECGInterpreter:
             )
         )
 
+    def complete(
+        self,
+        images: list[Image.Image],
+        conversations: list[list[dict]],
+        samplings: list[Any],
+        on_token: list[Any] | None = None,
+    ) -> list[Any]:
+        """Chat completions (``model.decode.Completion``): whole conversations, sampling, log-probabilities."""
+        from ecgvlm.model.decode import chat_prompt_ids, complete
+
+        tok = self.processor.tokenizer
+        seqs = [chat_prompt_ids(tok, messages) for messages in conversations]
+        return complete(self.model, self.processor, images, seqs, samplings, on_token)
+
     def yes_probabilities(self, images: list[Image.Image], prompts: list[str]) -> list[float]:
         """P(yes) over {yes, no}, one per (image, prompt) pair; each distinct image is encoded once."""
         from ecgvlm.model.scoring import batched_option_probs

@@ -8,7 +8,8 @@ Configuration (arguments override the environment):
 
 Behaviour: the rubric below (version ``RUBRIC_VERSION``) as the system message; the reply must be
 one JSON object {"diagnosis", "waveform", "rhythm": 0-10 or null, "rationale": str} — anything else
-is rejected and asked again. HTTP 429 and 5xx (and connection errors) are retried with exponential
+is rejected and asked again. HTTP goes through ``evaluate.http_client.ChatClient`` (shared with
+``evaluate --endpoint``): 429 and 5xx (and connection errors) are retried with exponential
 backoff, honouring Retry-After; other 4xx fail at once. At most ``concurrency`` requests are in
 flight. Each answer is cached on disk under sha256(model, rubric version, candidate, reference), so
 a repeated evaluation makes no request. ``summary()`` gives requests, cache hits, retries, tokens
@@ -21,14 +22,10 @@ import hashlib
 import json
 import os
 import re
-import threading
-import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
+from ecgvlm.evaluate.http_client import ChatClient, EndpointError
 from ecgvlm.evaluate.judges import ASPECTS, JudgeScore, total_of
 from ecgvlm.io import atomic_write_json
 
@@ -89,7 +86,7 @@ def parse_reply(content: str) -> dict:
 
 
 class LLMJudge:
-    """Report judge backed by an OpenAI-compatible ``/chat/completions`` endpoint."""
+    """Report judge backed by an OpenAI-compatible ``/chat/completions`` endpoint (``ChatClient``)."""
 
     def __init__(
         self,
@@ -110,29 +107,25 @@ class LLMJudge:
             raise ECGVLMError(
                 "LLM judge needs a base URL and a model (ECGVLM_JUDGE_BASE_URL, ECGVLM_JUDGE_MODEL)"
             )
-        self.url = base_url.rstrip("/") + (
-            "" if base_url.rstrip("/").endswith("/chat/completions") else "/chat/completions"
+        # The verdict cache (below) is keyed by meaning, not by request bytes, so the client caches nothing.
+        self.client = ChatClient(
+            base_url,
+            api_key=api_key,
+            concurrency=concurrency,
+            max_attempts=max_attempts,
+            backoff_s=backoff_s,
+            max_backoff_s=max_backoff_s,
+            timeout_s=timeout_s,
+            price_in_per_mtok=price_in_per_mtok,
+            price_out_per_mtok=price_out_per_mtok,
         )
+        self.client.bump(malformed=0, rows=0)
+        self.url = self.client.url
         self.model = model
-        self.api_key = api_key
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.concurrency = max(1, int(concurrency))
         self.max_attempts = max(1, int(max_attempts))
-        self.backoff_s, self.max_backoff_s, self.timeout_s = backoff_s, max_backoff_s, timeout_s
         self.json_mode = json_mode
-        self.prices = (price_in_per_mtok, price_out_per_mtok)
         self.name = f"llm:{model}"
-        self._lock = threading.Lock()
-        self._stats = dict(
-            requests=0,
-            cache_hits=0,
-            retries=0,
-            malformed=0,
-            prompt_tokens=0,
-            completion_tokens=0,
-            rows=0,
-            seconds=0.0,
-        )
 
     @classmethod
     def from_env(cls, **overrides) -> LLMJudge:
@@ -154,29 +147,7 @@ class LLMJudge:
     def _cache_path(self, key: str) -> Path | None:
         return None if self.cache_dir is None else self.cache_dir / key[:2] / f"{key}.json"
 
-    # ---------------------------------------------------------------- HTTP
-    def _bump(self, **kw) -> None:
-        with self._lock:
-            for k, v in kw.items():
-                self._stats[k] += v
-
-    def _sleep_for(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after is not None:
-            try:
-                return max(0.0, min(float(retry_after), self.max_backoff_s))
-            except ValueError:
-                pass
-        return min(self.backoff_s * (2**attempt), self.max_backoff_s)
-
-    def _post(self, body: dict) -> dict:
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        req = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")
-        self._bump(requests=1)
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-            return json.loads(resp.read().decode("utf-8"))
-
+    # ---------------------------------------------------------------- asking
     def _ask(self, candidate: str, reference: str) -> tuple[dict, dict]:
         body = {
             "model": self.model,
@@ -190,34 +161,17 @@ class LLMJudge:
         if self.json_mode:
             body["response_format"] = {"type": "json_object"}
         last = "no attempt"
-        for attempt in range(self.max_attempts):
-            if attempt:
-                self._bump(retries=1)
+        for _ in range(self.max_attempts):  # HTTP trouble is retried inside post; this re-asks bad verdicts
             try:
-                resp = self._post(body)
-            except urllib.error.HTTPError as e:
-                if e.code == 429 or e.code >= 500:
-                    last = f"HTTP {e.code}"
-                    time.sleep(self._sleep_for(attempt, e.headers.get("Retry-After")))
-                    continue
-                detail = e.read()[:200].decode("utf-8", "replace")
-                raise ECGVLMError(f"judge endpoint answered HTTP {e.code}: {detail}", self.url) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as e:
-                last = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
-                time.sleep(self._sleep_for(attempt, None))
-                continue
-            usage = resp.get("usage") or {}
-            self._bump(
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
-            )
+                resp = self.client.post(body, use_cache=False)
+            except EndpointError as e:
+                raise ECGVLMError(f"judge: {e.reason}", self.url) from None
             try:
                 content = resp["choices"][0]["message"]["content"]
-                return parse_reply(content), usage
+                return parse_reply(content), resp.get("usage") or {}
             except (KeyError, IndexError, TypeError, MalformedReply) as e:
-                self._bump(malformed=1)
+                self.client.bump(malformed=1)
                 last = f"malformed reply ({e})"
-                continue
         raise ECGVLMError(f"judge gave up after {self.max_attempts} attempts; last: {last}", self.url)
 
     # ---------------------------------------------------------------- Judge
@@ -228,7 +182,7 @@ class LLMJudge:
         if path is not None and path.exists():
             try:
                 verdict = parse_reply(json.dumps(json.loads(path.read_text("utf-8"))["verdict"]))
-                self._bump(cache_hits=1)
+                self.client.bump(cache_hits=1)
             except (OSError, ValueError, KeyError):
                 verdict = None  # a damaged cache entry is simply asked again
         if verdict is None:
@@ -237,31 +191,15 @@ class LLMJudge:
                 atomic_write_json(
                     path, {"model": self.model, "rubric": RUBRIC_VERSION, "verdict": verdict, "usage": usage}
                 )
-        self._bump(rows=1)
+        self.client.bump(rows=1)
         aspects = {a: verdict[a] for a in ASPECTS}
         return JudgeScore(**aspects, total=total_of(aspects), rationale=verdict["rationale"])
 
     def score_many(self, pairs: list[tuple[str, str]]) -> list[JudgeScore]:
         """Score (candidate, reference) pairs with at most ``concurrency`` requests in flight; order kept."""
-        t0 = time.perf_counter()
-        try:
-            from tqdm import tqdm
-        except ImportError:  # pragma: no cover
-            tqdm = None
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            it = pool.map(lambda p: self.score(*p), pairs)
-            if tqdm is not None and len(pairs) > 20:
-                it = tqdm(it, total=len(pairs), desc="judge", unit="report")
-            out = list(it)
-        self._bump(seconds=time.perf_counter() - t0)
-        return out
+        return self.client.map(lambda p: self.score(*p), pairs, progress="judge")
 
     def summary(self) -> dict:
-        with self._lock:
-            s = dict(self._stats)
-        s["seconds"] = round(s["seconds"], 2)
+        s = self.client.summary()
         s["model"], s["rubric"] = self.model, RUBRIC_VERSION
-        p_in, p_out = self.prices
-        if p_in is not None and p_out is not None:
-            s["cost_usd"] = round((s["prompt_tokens"] * p_in + s["completion_tokens"] * p_out) / 1e6, 4)
         return s
