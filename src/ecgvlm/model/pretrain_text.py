@@ -68,18 +68,12 @@ def text_batch(tokenizer, pairs: list[tuple[str, str]]) -> dict:
 
 def text_parameters(model) -> list:
     """The text model and lm_head, cross-attention layers excluded; everything else frozen."""
-    cross = set(model.config.text_config.cross_attention_layers)
+    text = model.model.language_model
     model.requires_grad_(False)
-    for name, p in model.named_parameters():
-        if ".vision_model." in f".{name}" or "multi_modal_projector" in name:
-            continue
-        if (
-            "language_model.layers." in name
-            and int(name.split("language_model.layers.")[1].split(".")[0]) in cross
-        ):
-            continue
-        if "language_model." in name or name.startswith("lm_head"):
-            p.requires_grad_(True)
+    text.requires_grad_(True)
+    model.lm_head.requires_grad_(True)
+    for i in model.config.text_config.cross_attention_layers:
+        text.layers[i].requires_grad_(False)
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -116,7 +110,6 @@ def train_text(
             bar.set_postfix(loss=f"{sum(r['loss'] for r in log[-50:]) / len(log[-50:]):.3f}")
     if bar is not None:
         bar.close()
-    model.requires_grad_(True)
     model.eval()
     return log
 
