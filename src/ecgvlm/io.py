@@ -75,19 +75,32 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
     """Yield JSON objects from a .jsonl file; a bad line raises an error naming file and line."""
     path = Path(path)
     try:
-        f = path.open("r", encoding="utf-8")
+        f = path.open("rb")
     except OSError as e:
         raise ECGVLMError(f"cannot open: {e.strerror}", path) from None
     with f:
-        for lineno, line in enumerate(f, 1):
+        # bytes per line, decoded here, so a bad byte is reported with its line, not as a traceback
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ECGVLMError(f"line {lineno}: not UTF-8 text (byte {e.start + 1})", path) from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ECGVLMError(f"line {lineno}: invalid JSON ({e.msg})", path) from None
+                hint = ""
+                if (
+                    lineno == 1
+                    and line.lstrip().startswith(("{", "["))
+                    and not line.rstrip().endswith(("}", "]"))
+                ):
+                    hint = "; a JSON document spread over several lines is not JSON lines (one object a line)"
+                raise ECGVLMError(f"line {lineno}: invalid JSON ({e.msg}){hint}", path) from None
             if not isinstance(obj, dict):
-                raise ECGVLMError(f"line {lineno}: expected a JSON object", path)
+                kind = "a list" if isinstance(obj, list) else type(obj).__name__
+                raise ECGVLMError(f"line {lineno}: expected a JSON object (one a line), found {kind}", path)
             yield obj
 
 

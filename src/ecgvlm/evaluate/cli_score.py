@@ -85,14 +85,31 @@ def load_rows(path: str | Path, task: str) -> list[dict]:
     return picked
 
 
+def cap_answers(rows: list[dict]) -> tuple[list[dict], dict]:
+    """Rows with each prediction cut to the part that is read, and the cap as metrics state it."""
+    from ecgvlm.evaluate.labels import ANSWER_CAP_CHARS, capped
+
+    n = sum(len(r.get("prediction") or "") > ANSWER_CAP_CHARS for r in rows)
+    if n:
+        rows = [dict(r, prediction=capped(r.get("prediction"))) for r in rows]
+    return rows, {"chars": ANSWER_CAP_CHARS, "answers_capped": n}
+
+
 def score_file(args: argparse.Namespace) -> tuple[str, dict]:
     """(mode key, metrics) for the arguments' benchmark, with the image-dependence check of its rows."""
     from ecgvlm.evaluate.dependence import image_dependence
 
     task = args.task or BENCHMARK_TASKS[args.benchmark]
-    rows = load_rows(args.predictions, task)
+    rows, cap = cap_answers(load_rows(args.predictions, task))
     mode, metrics = _score_rows(args, rows, task)
-    return mode, dict(metrics, image_dependence=image_dependence(rows))
+    metrics = dict(metrics, image_dependence=image_dependence(rows), answer_cap=cap)
+    if cap["answers_capped"]:
+        note = (
+            f"{cap['answers_capped']} answers are longer than {cap['chars']} characters; "
+            "only their first part was read"
+        )
+        metrics["notes"] = [*metrics.get("notes", []), note]
+    return mode, metrics
 
 
 def _score_rows(args: argparse.Namespace, rows: list[dict], task: str) -> tuple[str, dict]:

@@ -61,6 +61,8 @@ from collections import Counter
 
 import numpy as np
 
+from ecgvlm.evaluate.labels import capped
+
 SAME_ANSWER_SHARE = 0.95
 SCORE_STD_MAX = 0.02
 MIN_ROWS = 10
@@ -80,6 +82,7 @@ def loops(text: str) -> bool:
     Words are compared case-free with punctuation dropped, so "QTormal axis, QTormal axis, QTormal
     axis" is one two-word phrase three times.
     """
+    text = capped(text)
     if _LETTER_RUN.search(text):
         return True
     words = [w.lower() for w in _WORD.findall(text)]

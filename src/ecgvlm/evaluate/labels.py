@@ -16,6 +16,7 @@ Phrases map to PTB-XL SCP codes first; a benchmark's labels are then derived fro
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -76,6 +77,19 @@ class Mention:
     start: int
     end: int
     text: str
+
+
+# How much of an answer is read: a looping model can emit megabytes, and the longest answer a
+# benchmark question needs is a few hundred words. Scores state the cap and how many answers hit it.
+ANSWER_CAP_CHARS = 32_768
+# How far (characters) a negation or hedge cue is looked for on either side of a mention, within
+# its clause: "no definite evidence of an old anterior" is 40; 120 leaves room for long fillers.
+SCOPE_CHARS = 120
+
+
+def capped(text: str | None) -> str:
+    """The part of an answer that is read: its first ``ANSWER_CAP_CHARS`` characters."""
+    return (text or "")[:ANSWER_CAP_CHARS]
 
 
 # Clause boundaries: a negation never reaches over these.
@@ -296,21 +310,37 @@ LEXICON: list[tuple[str, object]] = [
 _COMPILED = [(re.compile(p, re.I), c) for p, c in LEXICON]
 
 
-def _clause_bounds(text: str, pos: int) -> tuple[int, int]:
-    start, end = 0, len(text)
-    for m in _CLAUSE_SPLIT.finditer(text):
-        if m.end() <= pos:
-            start = m.end()
-        elif m.start() >= pos:
-            end = m.start()
-            break
-    return start, end
+class ClauseIndex:
+    """Clause boundaries of one text, found once, so each mention's clause is a binary search.
+
+    Scanning the text from its start for every mention made the reader quadratic in the text's
+    length (a 40 kB unpunctuated answer took 100 s).
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        splits = [(m.start(), m.end()) for m in _CLAUSE_SPLIT.finditer(text)]
+        self._starts = [a for a, _ in splits]
+        self._ends = [b for _, b in splits]
+
+    def bounds(self, pos: int) -> tuple[int, int]:
+        """(start, end) of the clause holding ``pos``: after the last split ending at or before it,
+        up to the first split starting at or after it."""
+        i = bisect_right(self._ends, pos)
+        j = bisect_left(self._starts, pos)
+        return (self._ends[i - 1] if i else 0), (self._starts[j] if j < len(self._starts) else len(self.text))
 
 
-def _classify(text: str, start: int, end: int) -> tuple[bool, bool]:
-    """(negated, hedged) for the span [start, end) from the words around it in its clause."""
-    c0, c1 = _clause_bounds(text, start)
-    before, after = text[c0:start], text[end:c1]
+def _classify(clauses: ClauseIndex, start: int, end: int) -> tuple[bool, bool]:
+    """(negated, hedged) for the span [start, end) from the words around it in its clause.
+
+    Only ``SCOPE_CHARS`` either side are read: every cue is a few words long, and an unbounded reach
+    over an unpunctuated clause is what made each mention cost the whole clause.
+    """
+    text = clauses.text
+    c0, c1 = clauses.bounds(start)
+    before = text[max(c0, start - SCOPE_CHARS) : start]
+    after = text[end : min(c1, end + SCOPE_CHARS)]
     hedged = bool(_HEDGE.search(before) or _HEDGE.search(after))
     if _DOUBLE_NEGATION.search(after) or _DOUBLE_NEGATION.search(before):
         return False, True
@@ -321,15 +351,17 @@ def _classify(text: str, start: int, end: int) -> tuple[bool, bool]:
 def find_mentions(text: str, lexicon: list[tuple[re.Pattern, object]] | None = None) -> list[Mention]:
     """Every lexicon phrase in ``text``, in text order, each with its negation and hedge flags.
 
-    A matched span is blanked before the next (less specific) pattern runs.
+    A matched span is blanked before the next (less specific) pattern runs. Only the first
+    ``ANSWER_CAP_CHARS`` characters are read.
     """
-    text = text or ""
+    text = capped(text)
+    clauses = ClauseIndex(text)
     work = text
     out: list[Mention] = []
     for pattern, concept in lexicon if lexicon is not None else _COMPILED:
         for m in pattern.finditer(work):
             name = concept(m) if callable(concept) else concept
-            negated, hedged = _classify(text, m.start(), m.end())
+            negated, hedged = _classify(clauses, m.start(), m.end())
             out.append(Mention(name, negated, hedged, m.start(), m.end(), text[m.start() : m.end()]))
         work = pattern.sub(lambda m: " " * (m.end() - m.start()), work)
     return sorted(out, key=lambda x: x.start)
@@ -346,13 +378,15 @@ def extract_concepts(text: str) -> set[str]:
 
 def _code_tokens(text: str, labels: Iterable[str]) -> tuple[set[str], set[str]]:
     """Label codes written as whole tokens (case-sensitive): (positive, negated)."""
+    text = capped(text)
+    clauses = ClauseIndex(text)
     pos, neg = set(), set()
     for label in labels:
         pattern = rf"(?<![\w-]){re.escape(label)}(?![\w-])"
         if label == "ST":  # CODE-15's sinus tachycardia, not the ST segment
             pattern += r"(?!\s*(?:&|/|segment|elevation|depression|change|abnormal|wave|T\b))"
-        for m in re.finditer(pattern, text or ""):
-            negated, _ = _classify(text, m.start(), m.end())
+        for m in re.finditer(pattern, text):
+            negated, _ = _classify(clauses, m.start(), m.end())
             (neg if negated else pos).add(label)
     return pos, neg
 

@@ -31,7 +31,7 @@ import sys
 from collections import Counter
 
 from ecgvlm.evaluate.judges import ASPECTS, JudgeScore, total_of
-from ecgvlm.evaluate.labels import _clause_bounds, compile_lexicon, find_mentions
+from ecgvlm.evaluate.labels import SCOPE_CHARS, ClauseIndex, capped, compile_lexicon, find_mentions
 
 _MI_LOC = {
     "IMI": "inferior",
@@ -206,7 +206,8 @@ Finding = tuple[str, str, str]  # aspect, slot, value
 
 def extract_findings(text: str) -> set[Finding]:
     """The (aspect, slot, value) findings a report asserts; negated mentions are left out."""
-    text = text or ""
+    text = capped(text)
+    clauses = ClauseIndex(text)
     out: set[Finding] = set()
     for m in find_mentions(text):
         if m.negated:
@@ -214,9 +215,10 @@ def extract_findings(text: str) -> set[Finding]:
         for f in CONCEPT_FINDINGS.get(m.concept, []):
             out.add(f)
         if m.concept in _MI_LOC or m.concept in _INJ_LOC:
-            c0, c1 = _clause_bounds(text, m.start)
+            c0, c1 = clauses.bounds(m.start)
             # the age usually follows in the next comma-clause ("inferior infarction, probably old")
-            window = text[c0 : min(len(text), c1 + 40)]
+            # (bounded like negation scope, so a long unpunctuated clause costs no more per mention)
+            window = text[max(c0, m.start - SCOPE_CHARS) : min(c1, m.end + SCOPE_CHARS) + 40]
             age = _MI_AGE.search(window)
             if age:
                 out.add(
