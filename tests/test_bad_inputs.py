@@ -11,9 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from bad_inputs import make_invalid_utf8_jsonl, make_runaway_predictions, runaway_phrase_text
+from bad_inputs import (
+    make_invalid_utf8_jsonl,
+    make_runaway_predictions,
+    make_user_folder,
+    runaway_phrase_text,
+)
 from ecgvlm.cli import main as cli
+from ecgvlm.errors import ECGVLMError
 from ecgvlm.evaluate.labels import ANSWER_CAP_CHARS, extract_labels
+from ecgvlm.outputs import MARKER, claim_output_dir
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -72,6 +79,91 @@ def test_score_invalid_utf8_is_one_line(tmp_path, capsys):
     assert code == 2
     assert err.count("\n") == 0 and str(path) in err and "line 2: not UTF-8" in err
     assert not (tmp_path / "metrics.json").exists()
+
+
+# --- lost files: an output location is new, ours, or the command stops ------------------------
+
+
+def test_dataset_build_into_a_user_folder_changes_nothing(tmp_path, capsys):
+    user = make_user_folder(tmp_path / "mine")
+    before = checksums(user)
+    code = cli(["dataset", "build", "--source", "synth:2", "--out", str(user), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "did not write" in err and "README.md" in err and str(user) in err
+    assert checksums(user) == before
+    assert sorted(p.name for p in user.iterdir()) == ["README.md", "stats.json", "train.json"]
+    # --overwrite is no way around it: only an earlier build may be replaced
+    assert cli(["dataset", "build", "--source", "synth:2", "--out", str(user), "--overwrite"]) == 2
+    assert checksums(user) == before
+
+
+def test_out_naming_a_regular_file_is_one_line(tmp_path, capsys):
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    assert cli(["dataset", "build", "--source", "synth:2", "--out", str(f), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "not a folder" in err and str(f) in err
+    assert f.read_text() == "mine"
+
+
+def test_a_folder_is_reused_only_by_its_own_command(tmp_path):
+    out = claim_output_dir(tmp_path / "run", "evaluate")
+    assert json.loads((out / MARKER).read_text())["command"] == "evaluate"
+    (out / "predictions.jsonl").write_text("{}\n")
+    assert claim_output_dir(out, "evaluate") == out  # a rerun resumes
+    assert (out / "predictions.jsonl").exists()
+    with pytest.raises(ECGVLMError, match="output of `ecgvlm evaluate`"):
+        claim_output_dir(out, "dataset build")
+    with pytest.raises(ECGVLMError, match="pass --overwrite"):
+        claim_output_dir(out, "evaluate", resume=False)
+    claim_output_dir(out, "evaluate", overwrite=True)  # our own output: emptied and re-marked
+    assert sorted(p.name for p in out.iterdir()) == [MARKER]
+
+
+def test_train_into_a_user_folder_changes_nothing(tmp_path):
+    from ecgvlm.train.config import load_config
+    from ecgvlm.train.recipe import train
+
+    user = make_user_folder(
+        tmp_path / "mine", ("README.md", "config.yaml", "tokenizer.json", "train_log.jsonl")
+    )
+    before = checksums(user)
+    cfg = load_config(None, [f"output_dir={user}", f"data.train={tmp_path / 'train.json'}"])
+    with pytest.raises(ECGVLMError, match="did not write"):
+        train(cfg)
+    assert checksums(user) == before
+
+
+def test_render_keeps_an_unrelated_sidecar_and_replaces_its_own(tmp_path, capsys):
+    record = Path(__file__).parent / "fixtures" / "real" / "wfdb_python_ptbdb" / "s0010_re"
+    page = tmp_path / "study.png"
+    (tmp_path / "study.json").write_text('{"patient": "the user\'s own notes"}')
+    before = checksums(tmp_path)
+    assert cli(["render", str(record), "--out", str(page), "--dpi", "40"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "study.json" in err and "did not write" in err
+    assert checksums(tmp_path) == before and not page.exists()
+    (tmp_path / "study.json").unlink()
+    assert cli(["render", str(record), "--out", str(page), "--dpi", "40"]) == 0
+    assert cli(["render", str(record), "--out", str(page), "--dpi", "40"]) == 0  # its own: replaced
+
+
+def test_merge_never_removes_a_user_folder(tmp_path, capsys):
+    user = make_user_folder(tmp_path / "mine")
+    before = checksums(user)
+    code = cli(["merge", "--adapter", str(tmp_path / "no-adapter"), "--out", str(user)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "did not write" in err
+    assert checksums(user) == before
+
+
+def test_demo_fresh_never_removes_a_user_folder(tmp_path, capsys):
+    user = make_user_folder(tmp_path / "mine")
+    before = checksums(user)
+    assert cli(["demo", "--out", str(user), "--fresh", "--records", "2"]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert checksums(user) == before
 
 
 if __name__ == "__main__":

@@ -218,10 +218,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if args.fresh and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from ecgvlm.outputs import claim_output_dir
+
+    # --fresh empties only an earlier demo's folder (demos made before markers have stages.json)
+    out = claim_output_dir(args.out, "demo", overwrite=args.fresh, legacy=["stages.json"])
     options = {
         k: getattr(args, k)
         for k in (

@@ -71,6 +71,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data", required=True, help="test split (.json list or .jsonl); images relative to it"
     )
     parser.add_argument("--out", required=True, help="run folder: predictions.jsonl and run.json go here")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start --out over when it holds an earlier evaluation (never removes files ecgvlm did not write)",
+    )
     parser.add_argument("--tasks", help="comma list of metadata.subtask values to keep (default: all)")
     parser.add_argument(
         "--batch-size", type=int, default=8, help="local: rows generated together (default 8)"
@@ -101,6 +106,10 @@ def main(args: argparse.Namespace) -> int:
     rows = select_rows(read_rows(data), tasks)
     if not rows:
         raise ECGVLMError(f"no rows for tasks {tasks}", data)
+    from ecgvlm.outputs import claim_output_dir
+
+    # runs made before output markers existed are recognised by their run.json
+    claim_output_dir(args.out, "evaluate", overwrite=getattr(args, "overwrite", False), legacy=["run.json"])
     if args.endpoint:
         return _main_endpoint(args, data, tasks, rows)
     return _main_local(args, data, tasks, rows)

@@ -30,6 +30,7 @@ import numpy as np
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.instruct.tasks import TASKS, make_questions
 from ecgvlm.io import atomic_open, atomic_write_bytes, atomic_write_json, read_csv_rows, resolve_inside
+from ecgvlm.outputs import claim_output_dir
 from ecgvlm.signals.record import ECGRecord
 from ecgvlm.signals.vocab import superclasses_of
 
@@ -390,6 +391,7 @@ def build(
     shard: tuple[int, int] | None = None,
     command: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> BuildResult:
     """Build (or resume) the dataset in ``out``. With ``shard=(i, n)`` only every n-th record from
     the i-th is made and nothing is assembled; a later run without ``shard`` assembles."""
@@ -398,7 +400,8 @@ def build(
     out = Path(out)
     if shard is not None and not (0 <= shard[0] < shard[1]):
         raise ECGVLMError(f"shard must be i/n with 0 <= i < n, got {shard[0]}/{shard[1]}")
-    out.mkdir(parents=True, exist_ok=True)
+    # builds made before output markers existed are recognised by their staging config
+    claim_output_dir(out, "dataset build", overwrite=overwrite, legacy=[".staging/config.json"])
     _check_config(out, cfg)
     if shard is None:
         # Temporary files of a killed run (atomic writes that never finished). Shard runs leave

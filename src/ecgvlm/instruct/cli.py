@@ -65,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--source", required=True, help="synth:N | ptbxl:PATH | wfdb:DIR")
     b.add_argument("--out", required=True, help="output folder (created; reused to resume)")
     b.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start --out over when it holds an earlier build (never removes files ecgvlm did not write)",
+    )
+    b.add_argument(
         "--seed", type=int, default=0, help="decides splits (synth/wfdb), page styles and questions"
     )
     b.add_argument(
@@ -198,6 +203,7 @@ def _build(args: argparse.Namespace) -> int:
         shard=_shard(args.shard),
         command=command,
         progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     if not res.assembled:
         print(

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     d = PretrainConfig()
     parser.add_argument("--out", required=True, help="output folder (a fresh one, or the run to --resume)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start --out over when it holds an earlier pretrain-base run"
+    )
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, default=None, help="optimizer steps (reproducible)")
     budget.add_argument(
@@ -103,8 +106,9 @@ def main(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if args.text_steps < 1:
             raise ECGVLMError("--from-base runs stage 3 only: give --text-steps N")
-        if out.exists() and any(out.iterdir()):
-            raise ECGVLMError("output folder is not empty; pick a new folder", out)
+        from ecgvlm.outputs import claim_output_dir
+
+        claim_output_dir(out, "pretrain-base", overwrite=args.overwrite, resume=False)
         text_stage(Path(args.from_base), out, args.seed, args.text_steps, args.text_batch_size, args.text_lr,
                    args.threads, args.device, not args.no_progress)  # fmt: skip
         print(f"wrote {out}")
@@ -137,6 +141,6 @@ def main(args: argparse.Namespace) -> int:
         text_batch_size=args.text_batch_size,
         text_lr=args.text_lr,
     )
-    out = pretrain(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    out = pretrain(cfg, args.out, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
     print(f"wrote {out}")
     return 0

@@ -165,20 +165,31 @@ def _setup_torch(cfg: PretrainConfig):
     return torch
 
 
-def pretrain(cfg: PretrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> Path:
+def pretrain(
+    cfg: PretrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Path:
     """Build (or resume) and pretrain the tiny base; write it to ``out`` as fp16 safetensors + card data."""
     torch = _setup_torch(cfg)
     from transformers import MllamaForConditionalGeneration
 
     from ecgvlm.model.load import load_processor
+    from ecgvlm.outputs import claim_output_dir
     from ecgvlm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
-    out = Path(out)
+    # runs made before output markers existed are recognised by their _work folder
+    out = claim_output_dir(
+        out,
+        "pretrain-base",
+        overwrite=overwrite,
+        resume=resume,
+        legacy=["_work"],
+        resume_hint="use --resume to continue it, --overwrite to start over, or name a new folder",
+    )
     work = out / "_work"
-    if out.exists() and any(out.iterdir()) and not resume:
-        raise ECGVLMError(
-            "output folder is not empty; use --resume to continue a run or pick a new folder", out
-        )
     init = work / "init"
     if not (init / "config.json").is_file():
         tmp = work / ".init.tmp"

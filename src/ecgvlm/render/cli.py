@@ -123,8 +123,23 @@ def _reader():
     return read_record, iter_records
 
 
+def _is_render_output(image: Path) -> bool:
+    """An earlier `ecgvlm render` page: its sidecar is a render sidecar that names this image."""
+    import json
+
+    try:
+        side = json.loads(image.with_suffix(".json").read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return (
+        isinstance(side, dict) and side.get("image") == image.name and "record_id" in side and "leads" in side
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     import cv2
+
+    from ecgvlm.outputs import claim_output_dir, claim_output_file
 
     cv2.setNumThreads(1)
     src, out = Path(args.record), Path(args.out)
@@ -132,6 +147,7 @@ def main(args: argparse.Namespace) -> int:
     if not src.is_dir():
         if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
             raise ECGVLMError("--out must end in .png, .jpg or .jpeg for a single record", out)
+        claim_output_file(out, "render", sidecars=[out.with_suffix(".json")], is_ours=_is_render_output)
         record = read_record(src, fs=args.fs)
         _render_one(args, record, out, args.seed)
         print(f"wrote {out} and {out.with_suffix('.json')}")
@@ -141,7 +157,7 @@ def main(args: argparse.Namespace) -> int:
 
     if out.suffix.lower() in (".png", ".jpg", ".jpeg"):
         raise ECGVLMError("--out must be a folder when RECORD is a folder", out)
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out, "render")
 
     def jobs():
         seen: set[str] = set()

@@ -18,11 +18,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", required=True, help="folder for the merged model (safetensors)")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier merge in --out (never other files)"
+    )
 
 
 def main(args) -> int:
     from ecgvlm.train.merge import merge
 
-    out = merge(args.base, args.adapter, args.out, dtype=args.dtype)
+    out = merge(args.base, args.adapter, args.out, dtype=args.dtype, overwrite=args.overwrite)
     print(f"wrote {out}")
     return 0

@@ -8,14 +8,24 @@ from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.io import share_files
+from ecgvlm.outputs import check_output_dir, mark
 
 
-def merge(base: str | Path | None, adapter: str | Path, out: str | Path, dtype: str | None = None) -> Path:
+def merge(
+    base: str | Path | None,
+    adapter: str | Path,
+    out: str | Path,
+    dtype: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the merged model to ``out``: a new folder, or an earlier merge's with ``overwrite``."""
     import torch
 
     from ecgvlm.model.load import base_of, load_model_and_processor
 
     adapter, out = Path(adapter), Path(out)
+    # checked before the model loads; the folder is replaced whole at the end
+    ours = check_output_dir(out, "merge", overwrite=overwrite, resume=False)
     base = Path(base) if base else base_of(adapter)
     if base is None:
         raise ECGVLMError("cannot tell the base model: pass --base", adapter)
@@ -27,7 +37,11 @@ def merge(base: str | Path | None, adapter: str | Path, out: str | Path, dtype: 
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), safe_serialization=True)
     processor.save_pretrained(str(tmp))
+    mark(tmp, "merge")
     share_files(tmp)
-    shutil.rmtree(out, ignore_errors=True)
+    if ours:
+        shutil.rmtree(out)
+    elif out.is_dir():
+        out.rmdir()  # empty (checked above)
     os.replace(tmp, out)
     return out

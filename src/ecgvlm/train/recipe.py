@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.io import atomic_write_json, atomic_write_text, share_files
+from ecgvlm.outputs import claim_output_dir
 from ecgvlm.train.config import RecipeCfg, to_yaml
 
 IGNORE = -100
@@ -214,8 +215,9 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         torch.set_num_threads(cfg.train.threads)
     if not cfg.data.train:
         raise ECGVLMError("data.train is not set (the instruction file to train on)")
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # no --overwrite here: under `accelerate launch` every process claims, and emptying the folder
+    # in one would race the others; a run to replace goes to a new output_dir
+    out = claim_output_dir(cfg.output_dir, "train", legacy=["checkpoints"])
     ckpt_dir = out / "checkpoints"
     if not resume and latest_checkpoint(ckpt_dir):
         raise ECGVLMError(

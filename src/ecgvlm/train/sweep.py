@@ -155,7 +155,9 @@ def plan(args: argparse.Namespace) -> dict:
 def lock_spec(out: Path, spec: dict) -> None:
     """The first run writes SWEEP/sweep_spec.json; a rerun must match it (or resuming would mix settings)."""
     from ecgvlm.io import atomic_write_json
+    from ecgvlm.outputs import claim_output_dir
 
+    claim_output_dir(out, "sweep", legacy=[SPEC])
     path = out / SPEC
     if path.is_file():
         try:
@@ -168,7 +170,6 @@ def lock_spec(out: Path, spec: dict) -> None:
                 f"this sweep was started with different {', '.join(changed)}; use another --out", path
             )
         return
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, spec)
 
 
@@ -272,6 +273,7 @@ def run_point(
     out: Path, point, spec: dict, device: str, index: int, total: int, launcher: str | None = None
 ) -> None:
     from ecgvlm.io import atomic_write_json
+    from ecgvlm.outputs import claim_output_dir
     from ecgvlm.train.config import load_config
 
     pdir = out / "points" / point.name
@@ -279,7 +281,9 @@ def run_point(
     if (pdir / "point.json").is_file():
         log(out, f"{tag}: skip (finished earlier)")
         return
-    pdir.mkdir(parents=True, exist_ok=True)
+    # the point folder is evaluate's run folder (predictions.jsonl, run.json) with the sweep's files
+    # beside them: marked for evaluate up front, so the evaluation finds its own folder
+    claim_output_dir(pdir, "evaluate")
     model_dir = pdir / "model"
     overrides = list(spec["overrides"]) + point.overrides
     cfg = load_config(spec["config"], overrides)
