@@ -17,6 +17,7 @@ import pytest
 
 from ecgvlm.cli import main as cli
 from ecgvlm.evaluate.generate import load_done_ids, superclass_question
+from ecgvlm.outputs import claim_output_dir
 from ecgvlm.signals.vocab import SUPERCLASSES
 from test_cnn_toydata import make_toy_dataset
 
@@ -92,6 +93,7 @@ def test_limit_then_rerun_gives_the_uninterrupted_file(setup: dict, tmp_path: Pa
 
 def test_a_line_cut_mid_write_is_dropped_and_redone(setup: dict, tmp_path: Path) -> None:
     lines = setup["ref"].splitlines(keepends=True)
+    claim_output_dir(tmp_path, "evaluate")  # as the killed run left it: its folder marked first
     (tmp_path / "predictions.jsonl").write_bytes(b"".join(lines[:4]) + lines[4][:25])
     assert load_done_ids(tmp_path / "predictions.jsonl") == {json.loads(x)["id"] for x in lines[:4]}
     assert (tmp_path / "predictions.jsonl").read_bytes() == b"".join(lines[:4])

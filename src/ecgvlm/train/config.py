@@ -9,6 +9,7 @@ not silently fall back to a default).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,13 +101,81 @@ def _build(cls, data: dict, where: str):
     return cls(**kwargs)
 
 
+# Allowed values, checked when the config loads (so a bad value fails before a model is loaded):
+# (low, high, low_inclusive, high_inclusive). 0 means "off" where the field allows it (save_every, max_grad_norm).
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "model.tiny_seed": (0, float("inf"), True, True),
+    "model.max_num_tiles": (1, float("inf"), True, True),
+    "lora.r": (1, float("inf"), True, True),
+    "lora.alpha": (0, float("inf"), False, True),
+    "lora.dropout": (0, 1, True, False),
+    "data.max_len": (1, float("inf"), True, True),
+    "train.seed": (0, float("inf"), True, True),
+    "train.epochs": (0, float("inf"), False, True),
+    "train.max_steps": (1, float("inf"), True, True),
+    "train.batch_size": (1, float("inf"), True, True),
+    "train.grad_accum": (1, float("inf"), True, True),
+    "train.lr": (0, 1, False, True),
+    "train.weight_decay": (0, float("inf"), True, True),
+    "train.warmup_ratio": (0, 1, True, True),
+    "train.max_grad_norm": (0, float("inf"), True, True),
+    "train.checkpoint_every_n_layers": (1, float("inf"), True, True),
+    "train.log_every": (1, float("inf"), True, True),
+    "train.save_every": (0, float("inf"), True, True),
+    "train.keep_checkpoints": (1, float("inf"), True, True),
+    "train.threads": (1, float("inf"), True, True),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "tuning": ("paper", "language", "partial", "regex"),
+    "train.precision": ("auto", "bf16", "fp32"),
+}
+
+
+def _type_name(annotation: str) -> str:
+    base = annotation.replace(" ", "").replace("|None", "")
+    return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(base, base)
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """YAML 1.1 reads ``3e-4`` (no dot) as a string; a float field takes it as the number it is."""
-    if isinstance(value, str) and "float" in str(annotation):
-        try:
-            return float(value)
-        except ValueError:
-            raise ECGVLMError(f"{key} must be a number, got {value!r}") from None
+    """``value`` as the field's type, or a one-line error naming the key, the value and the type.
+
+    YAML 1.1 reads ``3e-4`` (no dot) as a string; a float field takes it as the number it is.
+    Booleans are strict: only YAML's true/false, never "maybe" or 1.
+    """
+    annotation = str(annotation)
+    if value is None:
+        if "None" in annotation:
+            return None
+        raise ECGVLMError(f"{key} must be {_type_name(annotation)}, got null")
+    base = annotation.replace(" ", "").replace("|None", "")
+    if base == "bool":
+        ok = isinstance(value, bool)
+    elif base == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base == "float":
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    elif base == "str":
+        ok = isinstance(value, str)
+    else:
+        ok = True
+    if not ok:
+        raise ECGVLMError(f"{key} must be {_type_name(annotation)}, got {value!r}")
+    if key in RANGES:
+        low, high, low_inclusive, high_inclusive = RANGES[key]
+        below = value < low or (value == low and not low_inclusive)
+        if below or value > high or (value == high and not high_inclusive):
+            lo = f">= {low:g}" if low_inclusive else f"> {low:g}"
+            hi = f"<= {high:g}" if high_inclusive else f"< {high:g}"
+            want = lo if high == float("inf") else f"{lo} and {hi}"
+            raise ECGVLMError(f"{key} must be {want}, got {value!r}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ECGVLMError(f"{key} must be one of {', '.join(CHOICES[key])}, got {value!r}")
     return value
 
 
