@@ -56,12 +56,49 @@ def make_invalid_utf8_jsonl(folder: Path) -> Path:
     return path
 
 
-def make_json_object_file(folder: Path) -> Path:
-    """A pretty-printed JSON object where a list or JSON lines are expected."""
+def make_json_object_files(folder: Path) -> list[Path]:
+    """JSON objects where a list of rows or JSON lines is expected: a row pretty-printed over
+    several lines, and a wrapper object holding the rows on one line."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "object.json"
-    path.write_text(json.dumps({"id": "a", "image": "x.png", "conversations": []}, indent=2) + "\n")
+    row = {"id": "a", "image": "x.png", "conversations": [{"from": "human", "value": "<image>\nq"}]}
+    pretty, wrapper = folder / "pretty.json", folder / "wrapper.json"
+    pretty.write_text(json.dumps(row, indent=2) + "\n")
+    wrapper.write_text(json.dumps({"data": [row], "version": 1}) + "\n")
+    return [pretty, wrapper]
+
+
+def make_invalid_utf8_rows(folder: Path) -> Path:
+    """An ECGInstruct JSON list with a Latin-1 byte in an answer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "rows.json"
+    path.write_bytes(
+        b'[{"id": "a", "image": "a.png", "conversations": [{"from": "human", "value": "<image>\\nq"}, '
+        b'{"from": "gpt", "value": "r\xe9sum\xe9"}]}]'
+    )
     return path
+
+
+def make_unanswered_predictions(folder: Path) -> Path:
+    """predictions.jsonl rows that carry gold labels but no 'prediction' at all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "predictions.jsonl"
+    rows = [{"id": f"r{i}", "task": "superclass", "gold": {"labels": ["NORM"]}} for i in range(3)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+# train config values that must stop at load, each with the words the error must hold
+BAD_CONFIG_VALUES = [
+    ("train.max_steps=abc", "train.max_steps must be an integer, got 'abc'"),
+    ("train.max_steps=-5", "train.max_steps must be >= 1, got -5"),
+    ("train.batch_size=0", "train.batch_size must be >= 1, got 0"),
+    ("train.batch_size=four", "train.batch_size must be an integer, got 'four'"),
+    ("lora.r=-1", "lora.r must be >= 1, got -1"),
+    ("train.gradient_checkpointing=maybe", "train.gradient_checkpointing must be true or false, got 'maybe'"),
+    ("train.lr=0", "train.lr must be > 0"),
+    ("lora.dropout=1.5", "lora.dropout must be >= 0 and < 1"),
+    ("train.precision=fp16", "train.precision must be one of auto, bf16, fp32"),
+]
 
 
 def make_user_folder(
@@ -81,7 +118,9 @@ def main(argv: list[str]) -> int:
     out = Path(argv[0])
     make_runaway_predictions(out / "runaway")
     make_invalid_utf8_jsonl(out / "utf8")
-    make_json_object_file(out / "shape")
+    make_json_object_files(out / "shape")
+    make_invalid_utf8_rows(out / "utf8_rows")
+    make_unanswered_predictions(out / "unanswered")
     make_user_folder(out / "user_folder")
     print(f"wrote the bad-input corpus to {out}")
     return 0

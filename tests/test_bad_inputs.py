@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 
 from bad_inputs import (
+    BAD_CONFIG_VALUES,
     make_invalid_utf8_jsonl,
+    make_invalid_utf8_rows,
+    make_json_object_files,
     make_runaway_predictions,
+    make_unanswered_predictions,
     make_user_folder,
     runaway_phrase_text,
 )
@@ -22,7 +26,8 @@ from ecgvlm.errors import ECGVLMError
 from ecgvlm.evaluate.labels import ANSWER_CAP_CHARS, extract_labels
 from ecgvlm.outputs import MARKER, claim_output_dir
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
 
 
 def checksums(folder: Path) -> dict[str, str]:
@@ -79,6 +84,72 @@ def test_score_invalid_utf8_is_one_line(tmp_path, capsys):
     assert code == 2
     assert err.count("\n") == 0 and str(path) in err and "line 2: not UTF-8" in err
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_dataset_check_invalid_utf8_is_one_line(tmp_path, capsys):
+    path = make_invalid_utf8_rows(tmp_path)
+    assert cli(["dataset", "check", str(path), "--no-images"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(path) in err and "not UTF-8" in err
+
+
+@pytest.mark.parametrize("override, words", BAD_CONFIG_VALUES)
+def test_bad_config_values_stop_at_load(override, words, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli(["train", "--config", str(REPO / "configs" / "tiny_cpu.yaml"), override, f"output_dir={out}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and words in err
+    assert not out.exists()  # stopped before anything was written or loaded
+
+
+# --- misleading errors and silent nonsense ----------------------------------------------------
+
+
+def test_a_json_object_is_named_as_such(tmp_path, capsys):
+    pretty, wrapper = make_json_object_files(tmp_path)
+    assert cli(["dataset", "check", str(pretty), "--no-images"]) == 2
+    assert "one JSON object over several lines" in capsys.readouterr().err
+    assert cli(["dataset", "check", str(wrapper), "--no-images"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds a JSON object (keys: data, version)" in err and "row 0" not in err
+
+
+def test_nothing_to_show_exits_non_zero(tmp_path, capsys):
+    # score: rows without an answer are not scored as empty answers
+    preds = make_unanswered_predictions(tmp_path / "p")
+    assert cli(["score", "--predictions", str(preds), "--benchmark", "ptbxl-super"]) == 2
+    assert "3 of 3 rows have no 'prediction'" in capsys.readouterr().err
+    assert not (tmp_path / "p" / "metrics.json").exists()
+    # dataset check: an empty file, and a file whose every row is skipped
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert cli(["dataset", "check", str(empty), "--no-images"]) == 2
+    assert "no valid rows (the file is empty)" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "image": "a.png", "conversations": []}\n')
+    assert cli(["dataset", "check", str(bad), "--no-images", "--skip"]) == 2
+    assert "no valid rows (all 1 rows were skipped)" in capsys.readouterr().err
+    # dataset build: every record skipped
+    src = tmp_path / "recs"
+    src.mkdir()
+    (src / "broken.hea").write_text("this is not a WFDB header\n")
+    out = tmp_path / "ds"
+    code = cli(
+        [
+            "dataset",
+            "build",
+            "--source",
+            f"wfdb:{src}",
+            "--out",
+            str(out),
+            "--on-error",
+            "skip",
+            "--no-progress",
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "no rows were made (1 records skipped" in err and "\n" not in err
+    assert (out / "README.md").is_file()  # the card says what was skipped
 
 
 # --- lost files: an output location is new, ours, or the command stops ------------------------

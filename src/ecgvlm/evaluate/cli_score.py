@@ -73,8 +73,16 @@ def load_rows(path: str | Path, task: str) -> list[dict]:
     rows = list(read_jsonl(path))
     if not rows:
         raise ECGVLMError("no rows", path)
+    # a row without an answer is not an empty answer: scoring it as one reports F1 0.0 as a result
+    missing = [i for i, r in enumerate(rows, 1) if "prediction" not in r]
+    if missing:
+        raise ECGVLMError(
+            f"{len(missing)} of {len(rows)} rows have no 'prediction' (first: row {missing[0]}); "
+            "score the predictions.jsonl that `ecgvlm evaluate` writes",
+            path,
+        )
     for i, r in enumerate(rows, 1):
-        if not isinstance(r.get("prediction", ""), str):
+        if not isinstance(r["prediction"], str):
             raise ECGVLMError(f"row {i}: 'prediction' must be a string", path)
     if all("task" not in r for r in rows):
         return rows

@@ -212,6 +212,10 @@ def _build(args: argparse.Namespace) -> int:
         )
         return 0
     c = res.counts
+    if not sum(c["rows"].values()):
+        skipped = sum(c["skipped"].values())
+        why = "; ".join(f"{v} x {k}" for k, v in c["skipped"].items()) or "the source has no records"
+        raise ECGVLMError(f"no rows were made ({skipped} records skipped: {why})", res.out)
     print(
         f"{res.out}: {sum(c['records'].values())} records ({res.done} made now, {res.resumed} resumed), "
         + ", ".join(f"{s} {c['rows'].get(s, 0)} rows" for s in ("train", "val", "test"))
@@ -238,6 +242,13 @@ def _check(args: argparse.Namespace) -> int:
     print(f"{args.file}:")
     for line in summary.lines():
         print("  " + line)
+    if not summary.rows:
+        why = (
+            f"all {sum(summary.skipped.values())} rows were skipped"
+            if summary.skipped
+            else "the file is empty"
+        )
+        raise ECGVLMError(f"no valid rows ({why})", args.file)
     return 1 if summary.skipped else 0
 
 

@@ -106,14 +106,18 @@ def iter_json(path: str | Path) -> Iterator[tuple[int, Any]]:
     except OSError as e:
         raise ECGVLMError(f"cannot open: {e.strerror}", path) from None
     with f:
-        head = f.read(CHUNK)
-        stripped = head.lstrip("\ufeff \t\r\n")
-        if not stripped:
-            return
-        if stripped[0] == "[":
-            yield from _iter_json_list(path, f, head)
-        else:
-            yield from _iter_json_lines(path, f, head)
+        try:
+            head = f.read(CHUNK)
+            stripped = head.lstrip("\ufeff \t\r\n")
+            if not stripped:
+                return
+            if stripped[0] == "[":
+                yield from _iter_json_list(path, f, head)
+            else:
+                yield from _iter_json_lines(path, f, head)
+        except UnicodeDecodeError as e:
+            bad = e.object[e.start : e.start + 1]
+            raise ECGVLMError(f"not UTF-8 text (byte {bad!r}: {e.reason}); save it as UTF-8", path) from None
 
 
 def _iter_json_lines(path: Path, f, head: str) -> Iterator[tuple[int, Any]]:
@@ -135,7 +139,10 @@ def _iter_json_lines(path: Path, f, head: str) -> Iterator[tuple[int, Any]]:
             try:
                 obj, end = decoder.raw_decode(text)
             except json.JSONDecodeError as e:
-                raise ECGVLMError(f"line {lineno}: invalid JSON ({e.msg})", path) from None
+                hint = ""
+                if lineno == 1 and text.startswith("{"):
+                    hint = "; the file looks like one JSON object over several lines: give a JSON list or JSON lines"
+                raise ECGVLMError(f"line {lineno}: invalid JSON ({e.msg}){hint}", path) from None
             if text[end:].strip():
                 raise ECGVLMError(f"line {lineno}: extra text after the JSON object (not JSON lines?)", path)
             yield index, obj
@@ -278,6 +285,10 @@ def _check_images(row: Row, root: Path) -> None:
 
 
 # ------------------------------------------------------------------ the reader
+# a first object with none of these is no row at all (a wrapper object, a config), not a bad row
+ROW_KEYS = {"id", "image", "conversations", "conversation"}
+
+
 def iter_rows(
     path: str | Path,
     root: str | Path | None = None,
@@ -310,6 +321,13 @@ def iter_rows(
             if check_images:
                 _check_images(row, root_dir)
         except RowError as e:
+            if index == 0 and isinstance(obj, dict) and not ROW_KEYS & set(obj):
+                keys = ", ".join(list(map(str, obj))[:5])
+                raise ECGVLMError(
+                    f"holds a JSON object (keys: {keys}) where a JSON list of rows or JSON lines "
+                    "(one row a line) is expected",
+                    path,
+                ) from None
             rid = obj.get("id") if isinstance(obj, dict) else None
             where = f"row {index}" + (f" (id {rid!r})" if rid is not None else "")
             message = f"{path}: {where}: {e}"

@@ -8,6 +8,7 @@ not silently fall back to a default).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -133,7 +134,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 def _type_name(annotation: str) -> str:
     base = annotation.replace(" ", "").replace("|None", "")
-    return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(base, base)
+    return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(
+        base, base
+    )
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
@@ -154,10 +157,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif base == "float":
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         value = float(value) if ok else value
     elif base == "str":
