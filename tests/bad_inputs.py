@@ -87,6 +87,87 @@ def make_unanswered_predictions(folder: Path) -> Path:
     return path
 
 
+LEADS12 = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def write_wfdb(folder: Path, name: str, digital, gain: float = 1000.0, fs_field: str = "500") -> Path:
+    """A 12-lead WFDB record written by hand (16-bit .dat, ``gain`` adu/mV), so a test can put
+    anything into the header's rate field and any scale into the samples."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    d = np.asarray(digital, dtype=np.int64).clip(-32767, 32767).astype("<i2")  # (12, n)
+    (folder / f"{name}.dat").write_bytes(d.T.copy().tobytes())
+    lines = [f"{name} 12 {fs_field} {d.shape[1]}"]
+    for i, lead in enumerate(LEADS12):
+        checksum = int(d[i].astype(np.int64).sum()) % 65536
+        checksum = checksum - 65536 if checksum >= 32768 else checksum
+        lines.append(f"{name}.dat 16 {gain:g}/mV 16 0 {int(d[i, 0])} {checksum} 0 {lead}")
+    hea = folder / f"{name}.hea"
+    hea.write_text("\n".join(lines) + "\n")
+    return hea
+
+
+def _beats(n: int, fs: float = 500.0, mv: float = 1.0):
+    """A plausible trace: 1 Hz spikes of ``mv`` on a small sine, the same on every lead."""
+    import numpy as np
+
+    t = np.arange(n) / fs
+    x = 0.05 * np.sin(2 * np.pi * 0.3 * t) + mv * np.exp(-(((t % 1.0) - 0.5) ** 2) / (2 * 0.01**2))
+    return np.tile(x, (12, 1))
+
+
+def make_bad_signals(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Records that are no ECG, each with the words its refusal must hold: {name: (header, words)}."""
+    import numpy as np
+
+    n = 5000  # 10 s at 500 Hz
+    square = np.where((np.arange(n) // 250) % 2 == 0, 1, -1)
+    cases = {
+        # 1 mV beats stored at a gain of 1e-6 adu/mV: 1e9 mV in physical units
+        "huge": (write_wfdb(folder, "huge", _beats(n) * 1000, gain=1e-6), "mV; an ECG stays within"),
+        # a raw ADC square wave at full scale: +-32.8 mV at 1000 adu/mV
+        "square": (write_wfdb(folder, "square", np.tile(square * 32767, (12, 1))), "reaches 32.8 mV"),
+        # values x1e30
+        "scaled": (write_wfdb(folder, "scaled", _beats(n) * 1000, gain=1e-30), "an ECG stays within"),
+        # a +-5 mV square wave: in range, but pinned at its limits
+        "saturated": (write_wfdb(folder, "saturated", np.tile(square * 5000, (12, 1))), "is saturated"),
+        "flat": (write_wfdb(folder, "flat", np.zeros((12, n))), "every lead is flat"),
+        "short": (write_wfdb(folder, "short", _beats(250) * 1000), "lasts 0.50 s"),
+        "negative_rate": (
+            write_wfdb(folder, "negative_rate", _beats(n) * 1000, fs_field="-500"),
+            "'-500' Hz",
+        ),
+        "garbage_rate": (write_wfdb(folder, "garbage_rate", _beats(n) * 1000, fs_field="fast"), "'fast'"),
+    }
+    return cases
+
+
+def make_good_signal(folder: Path) -> Path:
+    """One plausible record, to show the gates let an ECG through."""
+    return write_wfdb(folder, "good", _beats(5000) * 1000)
+
+
+def make_tiny_images(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Images no ECG page can be: 1x1 px, 40x30 px, and a blank page of ECG size."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, size, colour, words in [
+        ("dot", (1, 1), (0, 0, 0), "1x1 px"),
+        ("icon", (40, 30), (200, 10, 10), "40x30 px"),
+        ("blank", (440, 340), (255, 255, 255), "single colour"),
+    ]:
+        path = folder / f"{name}.png"
+        img = Image.new("RGB", size, colour)
+        if name == "icon":
+            img.putpixel((5, 5), (0, 0, 0))
+        img.save(path)
+        out[name] = (path, words)
+    return out
+
+
 # train config values that must stop at load, each with the words the error must hold
 BAD_CONFIG_VALUES = [
     ("train.max_steps=abc", "train.max_steps must be an integer, got 'abc'"),
@@ -122,6 +203,9 @@ def main(argv: list[str]) -> int:
     make_invalid_utf8_rows(out / "utf8_rows")
     make_unanswered_predictions(out / "unanswered")
     make_user_folder(out / "user_folder")
+    make_bad_signals(out / "signals")
+    make_good_signal(out / "signals")
+    make_tiny_images(out / "images")
     print(f"wrote the bad-input corpus to {out}")
     return 0
 

@@ -13,10 +13,13 @@ import pytest
 
 from bad_inputs import (
     BAD_CONFIG_VALUES,
+    make_bad_signals,
+    make_good_signal,
     make_invalid_utf8_jsonl,
     make_invalid_utf8_rows,
     make_json_object_files,
     make_runaway_predictions,
+    make_tiny_images,
     make_unanswered_predictions,
     make_user_folder,
     runaway_phrase_text,
@@ -150,6 +153,69 @@ def test_nothing_to_show_exits_non_zero(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "no rows were made (1 records skipped" in err and "\n" not in err
     assert (out / "README.md").is_file()  # the card says what was skipped
+
+
+# --- silent nonsense: signals that are no ECG, images that are no page -----------------------
+
+BAD_SIGNAL_NAMES = ["huge", "square", "scaled", "saturated", "flat", "short", "negative_rate", "garbage_rate"]
+
+
+@pytest.mark.parametrize("name", BAD_SIGNAL_NAMES)
+def test_impossible_signals_are_refused_in_one_line(name, tmp_path):
+    from ecgvlm.signals.readers import read_record
+
+    hea, words = make_bad_signals(tmp_path)[name]
+    with pytest.raises(ECGVLMError) as e:
+        read_record(hea)
+    assert words in str(e.value) and str(hea) in str(e.value) and "\n" not in str(e.value)
+    assert read_record(make_good_signal(tmp_path)).fs == 500.0  # a plausible one passes
+
+
+def test_dataset_build_skips_impossible_signals_and_says_why(tmp_path, capsys):
+    import shutil
+
+    src = tmp_path / "recs"
+    make_bad_signals(src)
+    for suffix in (".hea", ".mat"):  # a real, labelled record: the gates let it through
+        shutil.copy(REPO / "tests" / "fixtures" / "real" / "torch_ecg_cinc2021" / f"E07500{suffix}", src)
+    args = ["dataset", "build", "--source", f"wfdb:{src}", "--tasks", "superclass", "--no-progress"]
+    assert cli([*args, "--out", str(tmp_path / "raise")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and ("mV" in err or "Hz" in err or "flat" in err or "lasts" in err)
+    assert cli([*args, "--out", str(tmp_path / "skip"), "--on-error", "skip"]) == 0
+    out = capsys.readouterr().out
+    assert "1 records" in out and f"skipped {len(BAD_SIGNAL_NAMES)} records" in out
+    stats = json.loads((tmp_path / "skip" / "stats.json").read_text())
+    assert sum(stats["skipped"].values()) == len(BAD_SIGNAL_NAMES)
+    card = (tmp_path / "skip" / "README.md").read_text()
+    assert "## Skipped records" in card and "is saturated" in card and "sampling rate" in card
+
+
+def test_interpret_refuses_images_that_are_no_page(tmp_path, capsys):
+    for path, words in make_tiny_images(tmp_path).values():
+        assert cli(["interpret", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and words in err and str(path) in err
+
+
+def test_server_refuses_images_that_are_no_page(tmp_path):
+    import httpx
+
+    from ecgvlm.model.tiny import build_tiny
+    from ecgvlm.serve.app import ServeConfig, create_app
+    from ecgvlm.serve.interpreter import ECGInterpreter, InterpretConfig
+    from ecgvlm.serve.local import running_server
+
+    build_tiny(tmp_path / "tiny", seed=0)
+    config = InterpretConfig(codes=("SR",), measurements=(), max_new_tokens=4)
+    interp = ECGInterpreter.from_pretrained(tmp_path / "tiny", device="cpu", config=config)
+    with running_server(create_app(interp, ServeConfig(max_batch=1, batch_wait_ms=0))) as url:
+        for path, words in make_tiny_images(tmp_path / "img").values():
+            r = httpx.post(
+                f"{url}/v1/interpret", files={"image": (path.name, path.read_bytes(), "image/png")}
+            )
+            assert r.status_code == 422, r.text
+            assert words in r.text
 
 
 # --- lost files: an output location is new, ours, or the command stops ------------------------

@@ -35,6 +35,7 @@ from ecgvlm.serve.limits import (
     decode_image,
     multipart_boundary,
     read_limited,
+    refuse_non_ecg,
     too_large,
 )
 from ecgvlm.serve.openai_chat import (
@@ -324,7 +325,7 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
 
         async def work() -> dict:
             data, name = await read_image_upload(request)
-            img = await asyncio.to_thread(decode_image, data, limits, name)
+            img = refuse_non_ecg(await asyncio.to_thread(decode_image, data, limits, name), name)
             log.info("req %d: image %dx%d, %d bytes", request.state.rid, img.width, img.height, len(data))
             return await submit("interpret", img)
 
@@ -343,7 +344,9 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
                 req = parse_chat_request(body, config.max_chat_tokens)
             except ChatRequestError as e:
                 raise APIError(400, "invalid_request_error", e.message, param=e.param) from None
-            img = await asyncio.to_thread(decode_image, req.image, limits, "image_url")
+            img = refuse_non_ecg(
+                await asyncio.to_thread(decode_image, req.image, limits, "image_url"), "image_url"
+            )
             log.info(
                 "req %d: chat image %dx%d, %d bytes, %d messages",
                 request.state.rid,

@@ -99,7 +99,7 @@ def load_image(source: str | Path | Image.Image) -> Image.Image:
     """An RGB image from a path or a PIL image; a bad file raises ECGVLMError naming it."""
     if isinstance(source, Image.Image):
         return source.convert("RGB")
-    from ecgvlm.serve.limits import Limits, UploadRejected, decode_image
+    from ecgvlm.serve.limits import Limits, UploadRejected, decode_image, refuse_non_ecg
 
     path = Path(source)
     try:
@@ -107,7 +107,7 @@ def load_image(source: str | Path | Image.Image) -> Image.Image:
     except OSError as e:
         raise ECGVLMError(f"cannot read image: {e.strerror}", path) from None
     try:
-        return decode_image(data, Limits(max_bytes=max(len(data), 1)), name="image")
+        return refuse_non_ecg(decode_image(data, Limits(max_bytes=max(len(data), 1)), name="image"), "image")
     except UploadRejected as e:
         raise ECGVLMError(e.message.removeprefix("image: "), path) from None
 

@@ -84,6 +84,28 @@ def decode_image(data: bytes, limits: Limits, name: str = "upload") -> Image.Ima
     return rgb
 
 
+# The smallest page side read as an ECG: the tiny model's input is 224 px, and a 12-lead page under
+# 64 px has under 5 px per lead row, so a 1x1 or icon-sized upload is refused, not interpreted.
+MIN_SIDE_PX = 64
+
+
+def refuse_non_ecg(img: Image.Image, name: str = "upload") -> Image.Image:
+    """``img`` unless it cheaply cannot be an ECG page: a side under ``MIN_SIDE_PX`` or a single
+    colour (no trace at all). Raises ``UploadRejected`` (422) with what was found."""
+    w, h = img.size
+    if min(w, h) < MIN_SIDE_PX:
+        raise UploadRejected(
+            422,
+            "image_too_small",
+            f"{name}: the image is {w}x{h} px; an ECG page needs at least {MIN_SIDE_PX} px on each side",
+        )
+    if all(lo == hi for lo, hi in img.getextrema()):
+        raise UploadRejected(
+            422, "blank_image", f"{name}: the image is a single colour, with no trace to read"
+        )
+    return img
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """RGB on white paper: a transparent background must not turn black (traces would vanish)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ecgvlm.errors import ECGVLMError
+from ecgvlm.signals.plausibility import check_signal
 from ecgvlm.signals.readers.leads import to_standard_leads
 from ecgvlm.signals.readers.resample import resample
 from ecgvlm.signals.record import LEADS, ECGRecord
@@ -37,6 +38,7 @@ def build_record(
         raise ECGVLMError("the record holds no samples", where)
     if not (fs_in and fs_in > 0):
         raise ECGVLMError(f"invalid sampling frequency {fs_in!r}", where)
+    check_signal(sig, fs_in, LEADS, where)  # before resampling: the limits are about the file
     meta = dict(meta or {})
     meta.setdefault("path", str(where))
     if derived:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.signals.mappings import snomed_codes_to_labels
+from ecgvlm.signals.plausibility import check_sampling_rate
 from ecgvlm.signals.readers.common import build_record, clean_labels, parse_age, parse_sex
 from ecgvlm.signals.readers.leads import check_leads, normalize_lead_name
 from ecgvlm.signals.record import ECGRecord
@@ -57,11 +58,31 @@ def record_base(path: Path) -> Path:
     return path.with_suffix("") if path.suffix.lower() in SIGNAL_SUFFIXES else path
 
 
+def _check_header_rate(hea: Path) -> None:
+    """The sampling rate as the header writes it (the record line's third field, before any
+    "/counter" or "(base)"), checked before wfdb parses it: wfdb replaces a negative or missing rate
+    with its default 250 Hz, and garbage there shifts the fields after it ("no signal length")."""
+    try:
+        text = hea.read_text("utf-8", errors="replace")
+    except OSError as e:
+        raise ECGVLMError(f"cannot read the header: {e.strerror}", hea) from None
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if len(fields) >= 3:
+            check_sampling_rate(
+                re.split(r"[/(]", fields[2], maxsplit=1)[0], hea, "the header's sampling rate"
+            )
+        return
+
+
 def read_header(hea: Path):
     import wfdb
 
     if not hea.is_file():
         raise ECGVLMError("WFDB header not found", hea)
+    _check_header_rate(hea)
     try:
         header = wfdb.rdheader(str(record_base(hea)))
     except Exception as e:  # wfdb raises bare ValueError/IndexError etc. on junk
