@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import itertools
 import logging
+import math
 import time
 from collections.abc import Hashable
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from ecgvlm.serve import examples as examples_pkg
 from ecgvlm.serve.batcher import MicroBatcher, QueueFull
@@ -54,6 +56,7 @@ log = logging.getLogger("ecgvlm.serve")
 
 MULTIPART_OVERHEAD = 64 * 1024  # headers and boundaries around the one file part
 DRAIN_CAP = 64 * 1024 * 1024  # past this, stop reading a refused body and drop the connection
+DISCONNECT_POLL_S = 0.25  # how often a waiting request checks that its client is still there
 
 
 @dataclass
@@ -151,6 +154,12 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(400, "invalid_request", f"invalid request: {exc.errors()[:3]}")
 
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # a client that hangs up mid-upload is no server fault: one info line, no traceback
+        log.info("req %d: the client disconnected during the upload", getattr(request.state, "rid", 0))
+        return error_response(499, "client_closed_request", "the client closed the connection")
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s", request.url.path)
@@ -240,16 +249,44 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
             "send multipart/form-data with an 'image' file field, or the raw image bytes with Content-Type image/png",
         )
 
-    async def submit(key: Hashable, payload: Any) -> Any:
+    def busy(message: str, wait: float | None, left: float) -> APIError:
+        retry = 1 if wait is None else max(1, math.ceil(wait - left))
+        return APIError(
+            503, "overloaded", f"server busy: {message}; retry later", {"Retry-After": str(retry)}
+        )
+
+    async def submit(
+        key: Hashable, payload: Any, request: Request | None = None, deadline: float | None = None
+    ) -> Any:
+        """The job's result. Refused at once (503) when the work ahead would take it past its time
+        limit; dropped from the queue when its client disconnects while waiting."""
+        loop = asyncio.get_running_loop()
+        left = config.timeout_s if deadline is None else deadline - loop.time()
+        ok, wait = batcher.admits(left)
+        if not ok:
+            if wait is None:
+                raise busy(f"{batcher.pending} requests wait for the first batch to be timed", None, left)
+            raise busy(
+                f"about {wait:.0f} s of work is ahead of this request, past its {left:.0f} s limit",
+                wait,
+                left,
+            )
+        task = asyncio.ensure_future(batcher.submit(key, payload))
         try:
-            return await batcher.submit(key, payload)
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+                if done:
+                    return task.result()
+                if request is not None and await request.is_disconnected():
+                    log.info("req %d: the client left while waiting; its job is dropped", request.state.rid)
+                    raise APIError(499, "client_closed_request", "the client closed the connection")
         except QueueFull:
-            raise APIError(
-                503,
-                "overloaded",
-                f"server busy: {config.queue_size} requests already waiting; retry shortly",
-                {"Retry-After": "1"},
+            raise busy(
+                f"{config.queue_size} requests already waiting", batcher.expected_wait(), left
             ) from None
+        finally:
+            if not task.done():
+                task.cancel()  # timed out or gone: the worker skips a cancelled job
 
     async def with_timeout(coro: Any, deadline: float | None = None) -> Any:
         """Await ``coro`` for the request's time limit (or what is left of it before ``deadline``)."""
@@ -304,6 +341,9 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
                 "waiting": batcher.pending,
                 "capacity": config.queue_size,
                 "max_batch": config.max_batch,
+                "seconds_per_item": None if batcher.item_seconds is None else round(batcher.item_seconds, 3),
+                "expected_wait_s": None if (w := batcher.expected_wait()) is None else round(w, 1),
+                "dropped": batcher.dropped,
             },
             "batches": {
                 "count": batcher.stats.batches,
@@ -322,14 +362,15 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
     async def interpret(request: Request) -> JSONResponse:
         check_token(request)
         check_length(request, limits.max_bytes + MULTIPART_OVERHEAD)
+        deadline = asyncio.get_running_loop().time() + config.timeout_s
 
         async def work() -> dict:
             data, name = await read_image_upload(request)
             img = refuse_non_ecg(await asyncio.to_thread(decode_image, data, limits, name), name)
             log.info("req %d: image %dx%d, %d bytes", request.state.rid, img.width, img.height, len(data))
-            return await submit("interpret", img)
+            return await submit("interpret", img, request, deadline)
 
-        return JSONResponse(await with_timeout(work()))
+        return JSONResponse(await with_timeout(work(), deadline))
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
@@ -364,7 +405,9 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
         )
         cid = f"chatcmpl-{time.time_ns():x}"
         if not req.stream:
-            done = await with_timeout(submit(key, ChatJob(img, req.messages, req.sampling)), deadline)
+            done = await with_timeout(
+                submit(key, ChatJob(img, req.messages, req.sampling), request, deadline), deadline
+            )
             return JSONResponse(completion_response(cid, interpreter.name, tokenizer(), done, req.logprobs))
         return await stream_chat(key, cid, req, img, deadline)
 
@@ -378,7 +421,9 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
         def on_token(token: Any) -> None:  # called on the model thread
             loop.call_soon_threadsafe(events.put_nowait, token)
 
-        task = asyncio.create_task(submit(key, ChatJob(img, req.messages, req.sampling, on_token)))
+        task = asyncio.create_task(
+            submit(key, ChatJob(img, req.messages, req.sampling, on_token), None, deadline)
+        )
         task.add_done_callback(lambda _: events.put_nowait(None))
         await asyncio.sleep(0)  # let it reach the queue: a full queue is a 503 before any byte is sent
         if task.done() and task.exception() is not None:

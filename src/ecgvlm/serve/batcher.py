@@ -5,6 +5,13 @@ for up to ``wait_ms`` (or until ``max_batch``), and runs the batch on a single m
 event loop keeps accepting connections. While the model is busy, new jobs pile up and form the next
 batch, so batches grow with load without adding latency when the server is idle. A full queue is
 refused at once (``QueueFull``) so the server degrades to fast 503s instead of unbounded memory.
+
+Admission also looks at time: the worker keeps a moving average of the seconds one item costs
+(a batch's time over its size), and ``expected_wait()`` is that times the items ahead (waiting and
+running). The app refuses a request whose expected wait is past its time limit at once, instead of
+letting it wait the whole limit for a 504. A job whose caller has gone (timed out, disconnected:
+its future is cancelled) is dropped when the worker reaches it and never runs; ``pending`` counts
+only live jobs.
 """
 
 from __future__ import annotations
@@ -22,6 +29,11 @@ log = logging.getLogger("ecgvlm.serve")
 
 class QueueFull(Exception):
     pass
+
+
+# weight of the newest batch in the per-item time average: a few batches settle it, one outlier
+# (a first, cold batch) does not dominate it
+EWMA_WEIGHT = 0.3
 
 
 @dataclass
@@ -60,16 +72,37 @@ class MicroBatcher:
         self.wait_s = max(0.0, wait_ms) / 1000.0
         self.queue_size = queue_size
         self.stats = BatchStats()
+        self.item_seconds: float | None = None  # moving average; None until a batch has run
+        self.dropped = 0  # jobs whose caller left before they ran
+        self._waiting: set[asyncio.Future] = set()  # futures of live queued jobs
+        self._running = 0
         self._queue: asyncio.Queue[_Job] | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize() if self._queue else 0
+        """Jobs waiting whose callers still wait for them."""
+        return len(self._waiting)
+
+    def expected_wait(self) -> float | None:
+        """Seconds a job submitted now should wait for its result; None before any batch ran."""
+        if self.item_seconds is None:
+            return None
+        return (self.pending + self._running + 1) * self.item_seconds
+
+    def admits(self, limit_s: float) -> tuple[bool, float | None]:
+        """(admit?, expected wait) for a job that must finish within ``limit_s``. Before the first
+        batch has been timed, one batch's worth is admitted: enough to learn the cost, too few to
+        leave a crowd of admitted jobs waiting past their limit."""
+        wait = self.expected_wait()
+        if wait is None:
+            return self.pending + self._running < self.max_batch, None
+        return wait <= limit_s, wait
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue(maxsize=self.queue_size)
+        # unbounded: capacity counts live jobs only (``pending``), not the cancelled ones in it
+        self._queue = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecgvlm-model")
         self._task = asyncio.create_task(self._loop(), name="ecgvlm-batcher")
 
@@ -90,22 +123,33 @@ class MicroBatcher:
         """Queue one job and wait for its result; raises ``QueueFull`` when the queue is full."""
         if self._queue is None:
             raise RuntimeError("batcher not started")
+        if self.pending >= self.queue_size:
+            raise QueueFull
         future = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait(_Job(key, payload, future))
-        except asyncio.QueueFull:
-            raise QueueFull from None
+        job = _Job(key, payload, future)
+        self._waiting.add(future)
+        future.add_done_callback(self._waiting.discard)
+        self._queue.put_nowait(job)
         return await future  # a caller's timeout cancels the future; the worker then skips the job
+
+    def _take(self, job: _Job, batch: list[_Job]) -> None:
+        if job.future.done():  # its caller has gone: drop it here, before it reaches the model
+            self.dropped += 1
+            return
+        self._waiting.discard(job.future)
+        batch.append(job)
 
     async def _gather(self) -> list[_Job]:
         assert self._queue is not None
-        batch = [await self._queue.get()]
+        batch: list[_Job] = []
+        while not batch:
+            self._take(await self._queue.get(), batch)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_s
         # Poll instead of wait_for(queue.get()): a timed-out get can drop an item on some Pythons.
         while len(batch) < self.max_batch:
             while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                self._take(self._queue.get_nowait(), batch)
             remaining = deadline - loop.time()
             if len(batch) >= self.max_batch or remaining <= 0:
                 break
@@ -115,12 +159,18 @@ class MicroBatcher:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            jobs = [j for j in await self._gather() if not j.future.done()]
+            jobs = await self._gather()
             groups: dict[Hashable, list[_Job]] = {}
             for job in jobs:
                 groups.setdefault(job.key, []).append(job)
             for key, group in groups.items():
+                group = [j for j in group if not j.future.done()]  # callers gone while others ran
+                self.dropped += len(groups[key]) - len(group)
+                if not group:
+                    continue
                 self.stats.add(len(group))
+                self._running = len(group)
+                t0 = loop.time()
                 try:
                     results = await loop.run_in_executor(
                         self._executor, self.run_batch, key, [j.payload for j in group]
@@ -133,6 +183,14 @@ class MicroBatcher:
                         if not job.future.done():
                             job.future.set_exception(e)
                     continue
+                finally:
+                    self._running = 0
+                per_item = (loop.time() - t0) / len(group)
+                self.item_seconds = (
+                    per_item
+                    if self.item_seconds is None
+                    else EWMA_WEIGHT * per_item + (1 - EWMA_WEIGHT) * self.item_seconds
+                )
                 for job, result in zip(group, results):
                     if not job.future.done():
                         job.future.set_result(result)
