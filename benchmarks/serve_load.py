@@ -7,6 +7,12 @@ Bounded: each (mode, clients) point stops after --requests requests or --seconds
 
     python benchmarks/serve_load.py                 # light question set (5 statements, HR)
     python benchmarks/serve_load.py --full          # the served default (all synthetic conditions)
+    python benchmarks/serve_load.py --burst 64,128  # overload: N clients at once, served defaults
+
+Burst mode (issue 21) starts the server with the served defaults (queue, time limit), sends N
+requests at the same instant, and reports per status how many answers came and how late (every one
+must be a 200 or a 503 within the limit + 1 s), how long /health's waiting count takes to reach 0
+once the clients have their answers, and the p50 of single requests before and after the burst.
 """
 
 from __future__ import annotations
@@ -67,6 +73,97 @@ def run_point(url: str, image: bytes, clients: int, max_requests: int, seconds: 
     }
 
 
+def _single_p50(url: str, image: bytes, n: int = 5) -> float:
+    import httpx
+
+    times = []
+    with httpx.Client(timeout=600) as http:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            http.post(
+                f"{url}/v1/interpret", files={"image": ("ecg.png", image, "image/png")}
+            ).raise_for_status()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_burst(url: str, image: bytes, clients: int, limit_s: float) -> dict:
+    """N requests released together; each client waits up to limit + 5 s for its answer."""
+    import httpx
+
+    barrier = threading.Barrier(clients)
+    results: list[tuple[object, float]] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        with httpx.Client(timeout=limit_s + 5) as http:
+            barrier.wait()
+            t0 = time.perf_counter()
+            try:
+                code: object = http.post(
+                    f"{url}/v1/interpret", files={"image": ("ecg.png", image, "image/png")}
+                ).status_code
+            except httpx.TimeoutException:
+                code = "no answer"
+            with lock:
+                results.append((code, time.perf_counter() - t0))
+
+    with ThreadPoolExecutor(clients) as pool:
+        for f in [pool.submit(one) for _ in range(clients)]:
+            f.result()
+    left = time.perf_counter()
+    drained = None
+    while time.perf_counter() - left < 60:
+        if httpx.get(f"{url}/health").json()["queue"]["waiting"] == 0:
+            drained = time.perf_counter() - left
+            break
+        time.sleep(0.05)
+    by: dict[object, list[float]] = {}
+    for code, dt in results:
+        by.setdefault(code, []).append(dt)
+    return {
+        "statuses": {str(k): len(v) for k, v in sorted(by.items(), key=lambda kv: str(kv[0]))},
+        "slowest": {str(k): round(max(v), 2) for k, v in by.items()},
+        "late": sum(dt > limit_s + 1 for _, dt in results),
+        "drained_s": drained,
+    }
+
+
+def burst_main(args: argparse.Namespace, interp, image: bytes) -> int:
+    from ecgvlm.serve.app import ServeConfig, create_app
+    from ecgvlm.serve.local import running_server
+
+    config = ServeConfig(max_batch=args.max_batch)
+    if args.timeout_s:
+        config.timeout_s = args.timeout_s
+    print(
+        f"served defaults: queue {config.queue_size}, time limit {config.timeout_s:g} s, max batch {config.max_batch}"
+    )
+    with running_server(create_app(interp, config)) as url:
+        _single_p50(url, image, 1)  # warm-up; also gives admission its first timing
+        idle = _single_p50(url, image)
+        print(f"idle single request p50 {idle:.2f} s")
+        ok = True
+        for clients in [int(c) for c in args.burst.split(",")]:
+            r = run_burst(url, image, clients, config.timeout_s)
+            after = _single_p50(url, image)
+            good = (
+                set(r["statuses"]) <= {"200", "503"}
+                and not r["late"]
+                and r["drained_s"] is not None
+                and r["drained_s"] <= 2
+                and after <= 1.5 * idle
+            )
+            ok &= good
+            print(
+                f"burst {clients:>4}: {r['statuses']} slowest {r['slowest']} s, late {r['late']}, "
+                f"waiting 0 after {r['drained_s'] if r['drained_s'] is None else round(r['drained_s'], 2)} s, "
+                f"single p50 after {after:.2f} s ({after / idle:.2f}x idle) -> {'ok' if good else 'FAIL'}",
+                flush=True,
+            )
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -81,6 +178,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="no new request after this many seconds")
     parser.add_argument("--max-batch", type=int, default=8, help="batch size of the 'on' mode")
     parser.add_argument("--full", action="store_true", help="the served default question set")
+    parser.add_argument("--burst", default=None, help="overload mode: comma list of simultaneous clients")
+    parser.add_argument(
+        "--timeout-s", type=float, default=None, help="burst mode: time limit (default: served)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -102,6 +203,8 @@ def main() -> int:
     )
     interp = ECGInterpreter.from_pretrained(model_dir, device="cpu", config=config)
     image = examples.read()
+    if args.burst:
+        return burst_main(args, interp, image)
     levels = [int(c) for c in args.clients.split(",")]
     questions = "full default" if args.full else "light"
     print(

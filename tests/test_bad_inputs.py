@@ -218,6 +218,130 @@ def test_server_refuses_images_that_are_no_page(tmp_path):
             assert words in r.text
 
 
+# --- overload: quick 503s, abandoned work dropped, a disconnect is an info line -----------------
+
+
+@pytest.fixture(scope="module")
+def tiny_interpreter(tmp_path_factory):
+    from ecgvlm.model.tiny import build_tiny
+    from ecgvlm.serve.interpreter import ECGInterpreter, InterpretConfig
+
+    out = tmp_path_factory.mktemp("tiny")
+    build_tiny(out, seed=0)
+    config = InterpretConfig(codes=("SR", "IMI"), measurements=(), max_new_tokens=4)
+    return ECGInterpreter.from_pretrained(out, device="cpu", config=config)
+
+
+def _post(url: str, image: bytes, timeout: float):
+    import httpx
+
+    t0 = time.perf_counter()
+    try:
+        code = httpx.post(
+            f"{url}/v1/interpret", files={"image": ("ecg.png", image, "image/png")}, timeout=timeout
+        ).status_code
+    except httpx.TimeoutException:
+        code = None
+    return code, time.perf_counter() - t0
+
+
+def _waiting(url: str) -> dict:
+    import httpx
+
+    return httpx.get(f"{url}/health").json()["queue"]
+
+
+def test_a_burst_gets_answers_or_quick_503s_never_504s(tiny_interpreter):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ecgvlm.serve import examples
+    from ecgvlm.serve.app import ServeConfig, create_app
+    from ecgvlm.serve.local import running_server
+
+    image = examples.read()
+    # a limit of about four batches of work on this machine, measured, so the burst overloads it
+    t0 = time.perf_counter()
+    tiny_interpreter.interpret_batch([tiny_interpreter_image(image)] * 8)
+    limit = max(1.0, 4 * (time.perf_counter() - t0))
+    config = ServeConfig(max_batch=8, batch_wait_ms=10, queue_size=64, timeout_s=limit)
+    with running_server(create_app(tiny_interpreter, config)) as url:
+        assert _post(url, image, 60)[0] == 200  # the first timing
+        with ThreadPoolExecutor(48) as pool:
+            answers = list(pool.map(lambda _: _post(url, image, limit + 5), range(48)))
+        codes = [c for c, _ in answers]
+        assert set(codes) <= {200, 503}, codes
+        assert codes.count(503) > 0 and codes.count(200) > 0
+        assert max(dt for _, dt in answers) <= limit + 1
+        assert _waiting(url)["waiting"] == 0
+
+
+def tiny_interpreter_image(data: bytes):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+def test_work_of_clients_that_left_is_dropped(tiny_interpreter):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from ecgvlm.serve import examples
+    from ecgvlm.serve.app import ServeConfig, create_app
+    from ecgvlm.serve.local import running_server
+
+    image = examples.read()
+    config = ServeConfig(max_batch=1, batch_wait_ms=0, queue_size=64, timeout_s=600)
+    with running_server(create_app(tiny_interpreter, config)) as url:
+        assert _post(url, image, 60)[0] == 200
+        per_item = _waiting(url)["seconds_per_item"]
+        give_up = max(1.0, 5 * per_item)
+        ran_before = httpx.get(f"{url}/health").json()["batches"]["items"]
+        # 48 clients, about 48 items of work, and each client gives up after about 5 items' time
+        with ThreadPoolExecutor(48) as pool:
+            codes = [c for c, _ in pool.map(lambda _: _post(url, image, give_up), range(48))]
+        t_left = time.perf_counter()
+        while _waiting(url)["waiting"] and time.perf_counter() - t_left < 2:
+            time.sleep(0.05)
+        assert _waiting(url)["waiting"] == 0, _waiting(url)
+        gave_up = codes.count(None)
+        assert gave_up >= 16, codes
+        time.sleep(give_up)  # the worker reaches the abandoned jobs and skips them
+        ran = httpx.get(f"{url}/health").json()["batches"]["items"] - ran_before
+        assert ran <= 48 - gave_up // 2, (ran, gave_up)  # most abandoned jobs never reached the model
+        assert _waiting(url)["dropped"] >= gave_up // 2
+        assert _post(url, image, 60)[0] == 200
+
+
+def test_a_client_leaving_mid_upload_is_an_info_line(tiny_interpreter, caplog):
+    import logging
+    import socket
+
+    from ecgvlm.serve.app import ServeConfig, create_app
+    from ecgvlm.serve.local import running_server
+
+    caplog.set_level(logging.INFO, logger="ecgvlm.serve")
+    with running_server(create_app(tiny_interpreter, ServeConfig())) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                b"POST /v1/interpret HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                b"Content-Length: 500000\r\n\r\n" + b"\x89PNG" + b"\0" * 1000
+            )
+            time.sleep(0.3)
+        deadline = time.perf_counter() + 5
+        while "disconnected" not in caplog.text and time.perf_counter() < deadline:
+            time.sleep(0.05)
+    records = [r for r in caplog.records if r.name == "ecgvlm.serve"]
+    assert any(
+        "disconnected during the upload" in r.getMessage() and r.levelno == logging.INFO for r in records
+    )
+    assert not any(r.levelno >= logging.ERROR for r in records), [r.getMessage() for r in records]
+    assert "internal error" not in caplog.text and "Traceback" not in caplog.text
+
+
 # --- lost files: an output location is new, ours, or the command stops ------------------------
 
 

@@ -16,7 +16,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -105,6 +105,47 @@ def _static(name: str) -> bytes:
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 
+class RequestLog:
+    """One info line per request (id, method, path, status, size, time); sets ``request.state.rid``.
+
+    Plain ASGI rather than ``@app.middleware("http")``: that wrapper hides a client's disconnect
+    from the endpoint (``request.is_disconnected()`` stays False), and then abandoned requests
+    would keep their place in the queue.
+    """
+
+    def __init__(self, app: Any, ids: Iterator[int]) -> None:
+        self.app, self.ids = app, ids
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = next(self.ids)
+        scope.setdefault("state", {})["rid"] = rid
+        t0 = time.perf_counter()
+        status = [0]
+
+        async def send_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            size = dict(scope.get("headers") or []).get(b"content-length", b"?").decode("latin-1")
+            ms = (time.perf_counter() - t0) * 1000
+            log.info(
+                "req %d %s %s -> %d (%s bytes in, %.0f ms)",
+                rid,
+                scope["method"],
+                scope["path"],
+                status[0],
+                size,
+                ms,
+            )
+
+
 def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
     config = config or ServeConfig()
     limits = config.limits
@@ -165,22 +206,7 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
         log.exception("internal error on %s", request.url.path)
         return error_response(500, "internal_error", "internal server error; see the server log")
 
-    @app.middleware("http")
-    async def _log_requests(request: Request, call_next):
-        rid = next(ids)
-        request.state.rid = rid
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        log.info(
-            "req %d %s %s -> %d (%s bytes in, %.0f ms)",
-            rid,
-            request.method,
-            request.url.path,
-            response.status_code,
-            request.headers.get("content-length", "?"),
-            (time.perf_counter() - t0) * 1000,
-        )
-        return response
+    app.add_middleware(RequestLog, ids=ids)
 
     # ---- helpers --------------------------------------------------------------------------
     def check_token(request: Request) -> None:
