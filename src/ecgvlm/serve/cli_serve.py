@@ -12,8 +12,16 @@ Then open http://127.0.0.1:8000/ , or:
 Endpoints: GET / (web page), POST /v1/interpret (multipart field 'image', or a raw image body),
 POST /v1/chat/completions (OpenAI format: one base64 data: image_url, system and earlier turns,
 stream, logprobs/top_logprobs, temperature/top_p/seed; see docs/endpoints.md), GET /v1/models,
-GET /health. Concurrent requests are micro-batched; when --queue-size requests are
-waiting, new ones get 503 with Retry-After. Errors are JSON {"error": {"message", "type"}}.
+GET /health. Concurrent requests are micro-batched. A request gets 503 with Retry-After at once
+when --queue-size requests are waiting or when the work ahead of it (the measured seconds per page
+times the pages ahead) would take it past --timeout-s; a request whose client leaves or times out
+is dropped before it reaches the model. Errors are JSON {"error": {"message", "type"}}.
+
+The defaults come from a measurement on a 2-core machine shared with other work (shipped tiny base,
+the full default question set, `python benchmarks/serve_load.py --full --burst 64,128`): one page
+alone 0.62 s; 64 pages at once all answered, the last after 35 s (0.55 s a page in batches of 8),
+so a full queue of 64 finishes inside the 60 s limit; 128 at once gave 67 answers and 61 503s,
+each 503 within 0.62 s. A larger model costs more per page: the limit then admits fewer.
 """
 
 from __future__ import annotations
@@ -36,12 +44,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--max-batch", type=int, default=8, help="most requests per forward batch")
     parser.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
-    parser.add_argument("--queue-size", type=int, default=64, help="waiting requests before 503")
+    parser.add_argument(
+        "--queue-size",
+        type=int,
+        default=64,
+        help="waiting requests before 503 (64: about 35 s of the tiny base's work on 2 cores, inside the limit)",
+    )
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload")
     parser.add_argument(
         "--max-pixels", type=float, default=40e6, help="largest accepted image (width x height)"
     )
-    parser.add_argument("--timeout-s", type=float, default=60.0, help="per-request time limit (504 past it)")
+    parser.add_argument(
+        "--timeout-s",
+        type=float,
+        default=60.0,
+        help="per-request time limit: 503 at once when the expected wait is past it, 504 if a request "
+        "still runs over (60: a full queue of the tiny base measured 35 s on 2 cores)",
+    )
     parser.add_argument(
         "--token",
         default=os.environ.get("ECGVLM_API_TOKEN"),
