@@ -181,7 +181,7 @@ def test_a_cnn_that_reads_pages_passes_and_is_flagged_on_blank_pages(tmp_path: P
     toy = make_toy_dataset(tmp_path / "toy", {"train": 80, "val": 8, "test": 30}, size=48)
     assert cli(["cnn", "train", "--data", str(toy), "--out", str(tmp_path / "cnn"), "--epochs", "8",
                 "--image-size", "48", "--batch-size", "16", "--lr", "5e-3", "--no-progress"]) == 0  # fmt: skip
-    blank = _blank_copy(toy / "test.json", tmp_path / "blank")
+    blank = _blank_copy(toy / "test.json", tmp_path / "blank_pages")  # a run folder is the command's own
     for data, run in ((toy / "test.json", "real"), (blank, "blank")):
         assert cli(["cnn", "eval", "--model", str(tmp_path / "cnn"), "--data", str(data),
                     "--out", str(tmp_path / run), "--no-progress"]) == 0  # fmt: skip

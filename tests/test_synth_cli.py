@@ -29,7 +29,7 @@ def test_same_command_twice_gives_identical_bytes(run_once, tmp_path):
     again = tmp_path / "b"
     assert cli(["synth", "--n", "20", "--out", str(again), "--seed", "1"]) == 0
     a, b = _tree(run_once), _tree(again)
-    assert len(a) == 20 * 2 + 2 and a == b
+    assert len(a) == 20 * 2 + 3 and a == b  # records, the two tables, the output marker
     other = tmp_path / "c"
     assert cli(["synth", "--n", "2", "--out", str(other), "--seed", "2"]) == 0
     assert _tree(other)["records500/00000/synth-2-000000.dat"] != a["records500/00000/synth-1-000000.dat"]

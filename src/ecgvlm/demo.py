@@ -221,7 +221,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from ecgvlm.outputs import claim_output_dir
 
     # --fresh empties only an earlier demo's folder (demos made before markers have stages.json)
-    out = claim_output_dir(args.out, "demo", overwrite=args.fresh, legacy=["stages.json"])
+    out = claim_output_dir(args.out, "demo", overwrite=args.fresh, legacy=["stages.json"], flag="--fresh")
     options = {
         k: getattr(args, k)
         for k in (

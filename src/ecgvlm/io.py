@@ -84,7 +84,11 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise ECGVLMError(f"line {lineno}: not UTF-8 text (byte {e.start + 1})", path) from None
+                bad = raw[e.start : e.start + 1]
+                raise ECGVLMError(
+                    f"line {lineno}: not UTF-8 text (byte {bad!r} at column {e.start + 1}); save it as UTF-8",
+                    path,
+                ) from None
             if not line.strip():
                 continue
             try:

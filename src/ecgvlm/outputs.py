@@ -57,6 +57,7 @@ def check_output_dir(
     resume: bool = True,
     legacy: Iterable[str] = (),
     resume_hint: str = "pass --overwrite to replace it, or name a new folder",
+    flag: str = "--overwrite",
 ) -> bool:
     """Whether ``path`` holds an earlier output of ``command`` that may be written into; raises when
     the folder may not be used. ``legacy`` names paths that mark an output made before markers were
@@ -82,7 +83,7 @@ def check_output_dir(
         shown = ", ".join(names) + (", ..." if more else "")
         raise ECGVLMError(
             f"is not empty: holds files ecgvlm did not write ({shown}); name a new or empty folder "
-            "(--overwrite replaces only an earlier output of this command, never other files)",
+            f"({flag} replaces only an earlier output of this command, never other files)",
             path,
         )
     return False
@@ -96,12 +97,13 @@ def claim_output_dir(
     resume: bool = True,
     legacy: Iterable[str] = (),
     resume_hint: str = "pass --overwrite to replace it, or name a new folder",
+    flag: str = "--overwrite",
 ) -> Path:
     """Check ``path`` as ``check_output_dir`` does, empty it when it is ours and ``overwrite`` is
     set, then create and mark it. Returns the folder."""
     path = Path(path)
     ours = check_output_dir(
-        path, command, overwrite=overwrite, resume=resume, legacy=legacy, resume_hint=resume_hint
+        path, command, overwrite=overwrite, resume=resume, legacy=legacy, resume_hint=resume_hint, flag=flag
     )
     if ours and overwrite:
         shutil.rmtree(path)

@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from ecgvlm.errors import ECGVLMError
     from ecgvlm.evaluate.table import load_run, write_sweep, write_table
+    from ecgvlm.outputs import claim_output_dir
 
+    claim_output_dir(args.out, "table")
     if args.sweep:
         result = write_sweep(args.sweep, args.out, args.metric)
     else:

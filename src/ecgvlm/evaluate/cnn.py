@@ -71,8 +71,10 @@ def evaluate_cnn(
     from ecgvlm.evaluate.cnn_train import load_cnn, macro, per_class_auc, predict
     from ecgvlm.evaluate.generate import PREDICTIONS, prediction_record, read_rows, row_task
     from ecgvlm.io import atomic_write_json, write_jsonl
+    from ecgvlm.outputs import claim_output_dir
     from ecgvlm.signals.vocab import SUPERCLASSES
 
+    out_dir = claim_output_dir(out_dir, "cnn eval", legacy=["run.json"])
     model = load_cnn(model_dir)
     labels = model.config.labels
     # task -> {code written in scores: model label}

@@ -163,7 +163,11 @@ def train(
 def _train(data_dir, out_dir, opts: TrainOptions, head: str, image_size: int, progress: bool) -> dict:
     from tqdm import tqdm
 
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    from ecgvlm.outputs import claim_output_dir
+
+    data_dir = Path(data_dir)
+    # runs made before output markers existed are recognised by their training state
+    out_dir = claim_output_dir(out_dir, "cnn train", legacy=["train_state.json"])
     train_path = find_split(data_dir, "train")
     if train_path is None:
         raise ECGVLMError("no train.json or train.jsonl in the dataset folder", data_dir)

@@ -71,10 +71,9 @@ def main(args: argparse.Namespace) -> int:
         conditions = complete_labels(args.conditions.split(","))  # fails early on unknown/incompatible
     if not (50 <= args.fs <= 2000) or not (2 <= args.duration <= 120):
         raise ECGVLMError("--fs must be 50-2000 Hz and --duration 2-120 s")
-    out = args.out
-    if out.exists() and not out.is_dir():
-        raise ECGVLMError("exists and is not a folder", out)
-    out.mkdir(parents=True, exist_ok=True)
+    from ecgvlm.outputs import claim_output_dir
+
+    out = claim_output_dir(args.out, "synth")
     jobs = [(args.seed, i, conditions, args.fs, args.duration, str(out)) for i in range(args.n)]
     bar = dict(total=args.n, desc="synth", unit="rec")
     if args.workers == 1:
