@@ -168,6 +168,24 @@ def make_tiny_images(folder: Path) -> dict[str, tuple[Path, str]]:
     return out
 
 
+def make_failed_predictions(folder: Path) -> Path:
+    """predictions.jsonl whose every row failed at the endpoint (empty prediction, an error)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "predictions.jsonl"
+    rows = [
+        {
+            "id": f"r{i}",
+            "task": "superclass",
+            "prediction": "",
+            "error": "HTTP 500",
+            "gold": {"labels": ["MI"]},
+        }
+        for i in range(3)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
 # train config values that must stop at load, each with the words the error must hold
 BAD_CONFIG_VALUES = [
     ("train.max_steps=abc", "train.max_steps must be an integer, got 'abc'"),
@@ -202,6 +220,7 @@ def main(argv: list[str]) -> int:
     make_json_object_files(out / "shape")
     make_invalid_utf8_rows(out / "utf8_rows")
     make_unanswered_predictions(out / "unanswered")
+    make_failed_predictions(out / "failed")
     make_user_folder(out / "user_folder")
     make_bad_signals(out / "signals")
     make_good_signal(out / "signals")

@@ -14,6 +14,7 @@ import pytest
 from bad_inputs import (
     BAD_CONFIG_VALUES,
     make_bad_signals,
+    make_failed_predictions,
     make_good_signal,
     make_invalid_utf8_jsonl,
     make_invalid_utf8_rows,
@@ -123,6 +124,9 @@ def test_nothing_to_show_exits_non_zero(tmp_path, capsys):
     assert cli(["score", "--predictions", str(preds), "--benchmark", "ptbxl-super"]) == 2
     assert "3 of 3 rows have no 'prediction'" in capsys.readouterr().err
     assert not (tmp_path / "p" / "metrics.json").exists()
+    failed = make_failed_predictions(tmp_path / "f")
+    assert cli(["score", "--predictions", str(failed), "--benchmark", "ptbxl-super"]) == 2
+    assert "all 3 rows failed" in capsys.readouterr().err
     # dataset check: an empty file, and a file whose every row is skipped
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")

@@ -99,8 +99,9 @@ def main(args: argparse.Namespace) -> int:
 
     if bool(args.model) == bool(args.endpoint):
         raise ECGVLMError("give either --model (a local model) or --endpoint (a served one)")
-    if args.batch_size < 1 or args.max_new_tokens < 1 or (args.limit is not None and args.limit < 0):
-        raise ECGVLMError("need --batch-size >= 1, --max-new-tokens >= 1, --limit >= 0")
+    # --limit 0 would answer nothing and still exit 0
+    if args.batch_size < 1 or args.max_new_tokens < 1 or (args.limit is not None and args.limit < 1):
+        raise ECGVLMError("need --batch-size >= 1, --max-new-tokens >= 1, --limit >= 1")
     data = Path(args.data)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     rows = select_rows(read_rows(data), tasks)

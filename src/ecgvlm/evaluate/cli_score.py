@@ -81,6 +81,12 @@ def load_rows(path: str | Path, task: str) -> list[dict]:
             "score the predictions.jsonl that `ecgvlm evaluate` writes",
             path,
         )
+    if all("error" in r for r in rows):
+        raise ECGVLMError(
+            f"all {len(rows)} rows failed in `ecgvlm evaluate` (first: {rows[0]['error']}); nothing to score: "
+            "rerun evaluate to ask them again",
+            path,
+        )
     for i, r in enumerate(rows, 1):
         if not isinstance(r["prediction"], str):
             raise ECGVLMError(f"row {i}: 'prediction' must be a string", path)
