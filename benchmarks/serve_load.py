@@ -133,14 +133,14 @@ def burst_main(args: argparse.Namespace, interp, image: bytes) -> int:
     from ecgvlm.serve.app import ServeConfig, create_app
     from ecgvlm.serve.local import running_server
 
-    config = ServeConfig(max_batch=args.max_batch)
+    config = ServeConfig(max_batch=args.max_batch, warm_up=True)  # as `ecgvlm serve` runs
     if args.timeout_s:
         config.timeout_s = args.timeout_s
     print(
         f"served defaults: queue {config.queue_size}, time limit {config.timeout_s:g} s, max batch {config.max_batch}"
     )
     with running_server(create_app(interp, config)) as url:
-        _single_p50(url, image, 1)  # warm-up; also gives admission its first timing
+        _single_p50(url, image, 1)  # first-call allocations
         idle = _single_p50(url, image)
         print(f"idle single request p50 {idle:.2f} s")
         ok = True

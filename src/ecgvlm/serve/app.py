@@ -69,6 +69,9 @@ class ServeConfig:
     timeout_s: float = 60.0
     token: str | None = None
     max_chat_tokens: int = 256
+    # interpret a bundled example before serving, so admission knows a page's cost from the first
+    # request (without it, only one batch is admitted until a batch has been timed)
+    warm_up: bool = False
 
     @property
     def limits(self) -> Limits:
@@ -166,6 +169,13 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await batcher.start()
+        if config.warm_up:
+            try:
+                img = decode_image(examples_pkg.read(), limits, "example")
+                await batcher.submit("interpret", img)
+                log.info("warm-up: one page takes %.2f s", batcher.item_seconds or 0.0)
+            except FileNotFoundError:
+                log.info("no bundled example to warm up with; admission learns from the first batch")
         log.info("serving %s (max batch %d, queue %d)", interpreter.name, config.max_batch, config.queue_size)
         yield
         await batcher.stop()
