@@ -7,8 +7,9 @@ batch, so batches grow with load without adding latency when the server is idle.
 refused at once (``QueueFull``) so the server degrades to fast 503s instead of unbounded memory.
 
 Admission also looks at time: the worker keeps a moving average of the seconds one item costs
-(a batch's time over its size), and ``expected_wait()`` is that times the items ahead (waiting and
-running). The app refuses a request whose expected wait is past its time limit at once, instead of
+(a batch's time over its size), and ``expected_wait()`` is that times the items ahead: the running
+batch, and, while the worker is busy, every batch up to the job's own counted full (later arrivals
+join a batch until the worker takes it). The app refuses a request whose expected wait is past its time limit at once, instead of
 letting it wait the whole limit for a 504. A job whose caller has gone (timed out, disconnected:
 its future is cancelled) is dropped when the worker reaches it and never runs; ``pending`` counts
 only live jobs.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -89,7 +91,12 @@ class MicroBatcher:
         """Seconds a job submitted now should wait for its result; None before any batch ran."""
         if self.item_seconds is None:
             return None
-        return (self.pending + self._running + 1) * self.item_seconds
+        n = self.pending + 1
+        if not self._running and n <= self.max_batch:
+            return n * self.item_seconds  # the worker is free: the next batch is what waits now
+        # busy: the job waits for the running batch and the batches ahead, and its own batch may
+        # fill with later arrivals before the worker is free; count those batches as full
+        return (self._running + math.ceil(n / self.max_batch) * self.max_batch) * self.item_seconds
 
     def admits(self, limit_s: float) -> tuple[bool, float | None]:
         """(admit?, expected wait) for a job that must finish within ``limit_s``. Before the first
