@@ -249,6 +249,14 @@ def _post(url: str, image: bytes, timeout: float):
     return code, time.perf_counter() - t0
 
 
+def _pil(data: bytes):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
 def _waiting(url: str) -> dict:
     import httpx
 
@@ -265,7 +273,7 @@ def test_a_burst_gets_answers_or_quick_503s_never_504s(tiny_interpreter):
     image = examples.read()
     # a limit of about four batches of work on this machine, measured, so the burst overloads it
     t0 = time.perf_counter()
-    tiny_interpreter.interpret_batch([tiny_interpreter_image(image)] * 8)
+    tiny_interpreter.interpret_batch([_pil(image)] * 8)
     limit = max(1.0, 4 * (time.perf_counter() - t0))
     config = ServeConfig(max_batch=8, batch_wait_ms=10, queue_size=64, timeout_s=limit, warm_up=True)
     with running_server(create_app(tiny_interpreter, config)) as url:
@@ -277,14 +285,6 @@ def test_a_burst_gets_answers_or_quick_503s_never_504s(tiny_interpreter):
         assert codes.count(503) > 0 and codes.count(200) > 0
         assert max(dt for _, dt in answers) <= limit + 1
         assert _waiting(url)["waiting"] == 0
-
-
-def tiny_interpreter_image(data: bytes):
-    import io
-
-    from PIL import Image
-
-    return Image.open(io.BytesIO(data)).convert("RGB")
 
 
 def test_work_of_clients_that_left_is_dropped(tiny_interpreter):
