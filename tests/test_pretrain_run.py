@@ -109,4 +109,4 @@ def test_text_stage_is_reproducible_and_leaves_the_image_side_alone(tmp_path):
     card = json.loads((three / "pretrain.json").read_text())
     assert card["text_stage"]["steps"] == 3 and len(card["text_stage"]["loss"]) == 3
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)  # a used folder is refused
-    assert r.returncode == 2 and "not empty" in r.stderr
+    assert r.returncode == 2 and "holds an earlier `ecgvlm pretrain-base` output" in r.stderr
