@@ -133,7 +133,7 @@ def burst_main(args: argparse.Namespace, interp, image: bytes) -> int:
     from ecgvlm.serve.app import ServeConfig, create_app
     from ecgvlm.serve.local import running_server
 
-    config = ServeConfig(max_batch=args.max_batch, warm_up=True)  # as `ecgvlm serve` runs
+    config = ServeConfig(max_batch=args.max_batch)
     if args.timeout_s:
         config.timeout_s = args.timeout_s
     print(

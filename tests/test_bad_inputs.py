@@ -275,15 +275,16 @@ def test_a_burst_gets_answers_or_quick_503s_never_504s(tiny_interpreter):
     t0 = time.perf_counter()
     tiny_interpreter.interpret_batch([_pil(image)] * 8)
     limit = max(1.0, 4 * (time.perf_counter() - t0))
-    config = ServeConfig(max_batch=8, batch_wait_ms=10, queue_size=64, timeout_s=limit, warm_up=True)
+    config = ServeConfig(max_batch=8, batch_wait_ms=10, queue_size=64, timeout_s=limit)
     with running_server(create_app(tiny_interpreter, config)) as url:
         assert _waiting(url)["seconds_per_item"] > 0  # timed before the first request
         with ThreadPoolExecutor(48) as pool:
             answers = list(pool.map(lambda _: _post(url, image, limit + 5), range(48)))
         codes = [c for c, _ in answers]
-        assert set(codes) <= {200, 503}, codes
-        assert codes.count(503) > 0 and codes.count(200) > 0
-        assert max(dt for _, dt in answers) <= limit + 1
+        seen = f"limit {limit:.2f} s, (status, seconds): {sorted((c, round(dt, 2)) for c, dt in answers)}"
+        assert set(codes) <= {200, 503}, seen
+        assert codes.count(503) > 0 and codes.count(200) > 0, seen
+        assert max(dt for _, dt in answers) <= limit + 1, seen
         assert _waiting(url)["waiting"] == 0
 
 

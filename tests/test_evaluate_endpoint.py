@@ -23,6 +23,7 @@ import pytest
 
 from ecgvlm.cli import main as cli
 from ecgvlm.evaluate.endpoint import code_scores
+from ecgvlm.outputs import MARKER
 from ecgvlm.signals.vocab import SUPERCLASSES
 from test_cnn_toydata import make_toy_dataset
 
@@ -135,6 +136,8 @@ def test_endpoint_predictions_equal_local_ones(served, endpoint_run):
     # a rerun is answered from the reply cache: no request, same file
     again = served["root"] / "again"
     shutil.copytree(served["root"] / "via-endpoint" / "http-cache", again / "http-cache")
+    # with its output marker: a folder holding evaluate's cache is evaluate's own folder
+    shutil.copy(served["root"] / "via-endpoint" / MARKER, again / MARKER)
     assert cli(endpoint_args(served, again)) == 0
     assert (again / "predictions.jsonl").read_bytes() == endpoint_run
     assert json.loads((again / "endpoint_summary.json").read_text())["requests"] == 0

@@ -70,8 +70,8 @@ class ServeConfig:
     token: str | None = None
     max_chat_tokens: int = 256
     # interpret a bundled example before serving, so admission knows a page's cost from the first
-    # request (without it, only one batch is admitted until a batch has been timed)
-    warm_up: bool = False
+    # request (without it, only the queue's size limits admission until a batch has been timed)
+    warm_up: bool = True
 
     @property
     def limits(self) -> Limits:
@@ -174,8 +174,8 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
                 img = decode_image(examples_pkg.read(), limits, "example")
                 await batcher.submit("interpret", img)
                 log.info("warm-up: one page takes %.2f s", batcher.item_seconds or 0.0)
-            except FileNotFoundError:
-                log.info("no bundled example to warm up with; admission learns from the first batch")
+            except Exception as e:  # a model that cannot interpret still serves chat: admit by queue
+                log.warning("warm-up failed (%s); admission learns a page's cost from the first batch", e)
         log.info("serving %s (max batch %d, queue %d)", interpreter.name, config.max_batch, config.queue_size)
         yield
         await batcher.stop()
@@ -300,8 +300,6 @@ def create_app(interpreter: Any, config: ServeConfig | None = None) -> FastAPI:
         left = config.timeout_s if deadline is None else deadline - loop.time()
         ok, wait = batcher.admits(left)
         if not ok:
-            if wait is None:
-                raise busy(f"{batcher.pending} requests wait for the first batch to be timed", None, left)
             raise busy(
                 f"about {wait:.0f} s of work is ahead of this request, past its {left:.0f} s limit",
                 wait,

@@ -86,7 +86,6 @@ def config_from_args(args: argparse.Namespace):
         max_pixels=int(args.max_pixels),
         timeout_s=args.timeout_s,
         token=args.token or None,
-        warm_up=True,
     )
 
 
