@@ -18,10 +18,12 @@ times the pages ahead) would take it past --timeout-s; a request whose client le
 is dropped before it reaches the model. Errors are JSON {"error": {"message", "type"}}.
 
 The defaults come from a measurement on a 2-core machine shared with other work (shipped tiny base,
-the full default question set, `python benchmarks/serve_load.py --full --burst 64,128`): one page
-alone 0.62 s; 64 pages at once all answered, the last after 35 s (0.55 s a page in batches of 8),
-so a full queue of 64 finishes inside the 60 s limit; 128 at once gave 67 answers and 61 503s,
-each 503 within 0.62 s. A larger model costs more per page: the limit then admits fewer.
+the full default question set, `python benchmarks/serve_load.py --full --burst 64,128`, four runs):
+one page alone 0.6 s; 64 pages at once all answered, the last after 33-37 s (about 0.55 s a page in
+batches of 8), so a full queue of 64 finishes inside the 60 s limit with room for a slower machine;
+128 at once gave 67-70 answers and 58-61 503s, each 503 within 0.7 s. At --timeout-s 10 the same
+bursts gave 11-16 answers and the rest 503s, none late. A larger model costs more per page: the
+limit then admits fewer.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--queue-size",
         type=int,
         default=64,
-        help="waiting requests before 503 (64: about 35 s of the tiny base's work on 2 cores, inside the limit)",
+        help="waiting requests before 503 (64: 33-37 s of the tiny base's work on 2 cores, inside the limit)",
     )
     parser.add_argument("--max-upload-mb", type=float, default=10.0, help="largest accepted upload")
     parser.add_argument(
@@ -59,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=60.0,
         help="per-request time limit: 503 at once when the expected wait is past it, 504 if a request "
-        "still runs over (60: a full queue of the tiny base measured 35 s on 2 cores)",
+        "still runs over (60: a full queue of the tiny base measured 33-37 s on 2 cores)",
     )
     parser.add_argument(
         "--token",
