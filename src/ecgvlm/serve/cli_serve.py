@@ -18,11 +18,11 @@ times the pages ahead) would take it past --timeout-s; a request whose client le
 is dropped before it reaches the model. Errors are JSON {"error": {"message", "type"}}.
 
 The defaults come from a measurement on a 2-core machine shared with other work (shipped tiny base,
-the full default question set, `python benchmarks/serve_load.py --full --burst 64,128`, four runs):
+the full default question set, `python benchmarks/serve_load.py --full --burst 64,128`, three runs):
 one page alone 0.6 s; 64 pages at once all answered, the last after 33-37 s (about 0.55 s a page in
 batches of 8), so a full queue of 64 finishes inside the 60 s limit with room for a slower machine;
 128 at once gave 67-70 answers and 58-61 503s, each 503 within 0.7 s. At --timeout-s 10 the same
-bursts gave 11-16 answers and the rest 503s, none late. A larger model costs more per page: the
+bursts gave 11-16 answers and the rest 503s, none late (two runs). A larger model costs more per page: the
 limit then admits fewer.
 """
 
