@@ -364,6 +364,28 @@ def test_dataset_build_into_a_user_folder_changes_nothing(tmp_path, capsys):
     assert checksums(user) == before
 
 
+def test_overwrite_replaces_our_own_earlier_build(tmp_path, capsys):
+    out = tmp_path / "ds"
+    base = [
+        "dataset",
+        "build",
+        "--out",
+        str(out),
+        "--tasks",
+        "superclass",
+        "--augment",
+        "none",
+        "--no-progress",
+    ]
+    assert cli([*base, "--source", "synth:4", "--seed", "1"]) == 0
+    assert cli([*base, "--source", "synth:4", "--seed", "1"]) == 0  # a rerun resumes
+    assert "resumed" in capsys.readouterr().out
+    assert cli([*base, "--source", "synth:4", "--seed", "2"]) == 2  # other options: refused
+    assert "other options" in capsys.readouterr().err
+    assert cli([*base, "--source", "synth:4", "--seed", "2", "--overwrite"]) == 0
+    assert json.loads((out / ".staging" / "config.json").read_text())["seed"] == 2
+
+
 def test_out_naming_a_regular_file_is_one_line(tmp_path, capsys):
     f = tmp_path / "notes.txt"
     f.write_text("mine")
