@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ecgvlm.cli import main as cli
-from ecgvlm.evaluate.dependence import MIN_ROWS, image_dependence, loops
+from ecgvlm.evaluate.dependence import MIN_ROWS, SCORE_STD_MAX, image_dependence, loops
 from ecgvlm.signals.vocab import SUPERCLASSES
 from test_cnn_toydata import make_toy_dataset
 
@@ -186,7 +186,9 @@ def test_a_cnn_that_reads_pages_passes_and_is_flagged_on_blank_pages(tmp_path: P
         assert cli(["cnn", "eval", "--model", str(tmp_path / "cnn"), "--data", str(data),
                     "--out", str(tmp_path / run), "--no-progress"]) == 0  # fmt: skip
     real, flat = _check(tmp_path / "real"), _check(tmp_path / "blank")
-    assert real["independent"] is False and real["max_score_std"] > 0.1, real
+    # A clear margin over the flagging threshold, not an exact spread: 8 toy epochs give 0.09-0.15
+    # depending on the machine's floating-point order.
+    assert real["independent"] is False and real["max_score_std"] > 2 * SCORE_STD_MAX, real
     assert flat["independent"] is True and flat["max_score_std"] == 0.0 and flat["distinct_answers"] == 1
 
 
