@@ -20,8 +20,10 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     state = json.loads((out / "stages.json").read_text())
     assert list(state["done"]) == ["base", "data", "baseline", "finetune", "finetuned", "cnn", "report"]
     assert state["options"]["threads"] == 1
+    # --opening 0.3 of 3 steps: the fine-tune opens with one batch of superclass questions alone
+    assert "curriculum: superclass:1" in (out / "model" / "adapter" / "config.yaml").read_text()
     report = (out / "report.md").read_text()
-    assert "`ecgvlm demo --seed 0 --threads 1 --records 40 --steps 3" in report
+    assert "`ecgvlm demo --seed 0 --threads 1 --records 40 --steps 3 --opening 0.3" in report
     # the training budget of each column: baseline none, the LoRA 3 steps x batch 4
     assert "| baseline | 0 | none: the base as it is (zero-shot) | 0 |" in report
     assert "| fine-tuned | 12 | 3 steps x batch 4 (LoRA; training rows:" in report
