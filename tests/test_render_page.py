@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.render import LAYOUTS, RenderStyle, render
+from ecgvlm.render import LAYOUTS, RenderStyle, load_sidecar, render
 from ecgvlm.signals.record import LEADS, ECGRecord
 
 BLUE = (0, 0, 255)
@@ -58,12 +58,14 @@ def blue_ink(img: np.ndarray) -> np.ndarray:
     return (a[..., 2] - a[..., 0]) > 60
 
 
-def test_every_sample_pixel_has_ink_and_inverts_to_the_signal():
+def test_every_sample_pixel_has_ink_and_inverts_to_the_signal(tmp_path):
     rec = beat_record()
     for layout in LAYOUTS:
         style = RenderStyle(trace_color=BLUE)
         page = render(rec, layout=layout, style=style)
-        side = json.loads(json.dumps(page.sidecar))  # what a consumer of the .json sees
+        # what a consumer of the default (compact) sidecar file reads
+        side = load_sidecar(page.save(tmp_path / f"{layout}.png").with_suffix(".json"))
+        assert "samples" in json.loads((tmp_path / f"{layout}.json").read_text())
         ink = cv2.dilate(blue_ink(page.array).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # within 1 px
         ppmm, gain = side["px_per_mm"], side["gain_mm_mv"]
         assert abs(ppmm - 200 / 25.4) < 1e-6
@@ -213,7 +215,8 @@ def test_save_writes_image_and_sidecar(tmp_path):
     out = page.save(tmp_path / "p.png")
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["image"] == "p.png" and side["width"] == 2200 and side["height"] == 1700
-    assert out.with_suffix(".json").stat().st_size < 1_000_000
+    assert out.with_suffix(".json").stat().st_size < 60_000  # compact: ~35 kB
+    assert "x" not in side["leads"][0]
     img = cv2.imread(str(out))[..., ::-1]
     assert np.array_equal(img, page.array)
     page.save(tmp_path / "p.jpg")
@@ -221,6 +224,27 @@ def test_save_writes_image_and_sidecar(tmp_path):
     with pytest.raises(ECGVLMError):
         page.save(tmp_path / "p.gif")
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_compact_and_full_sidecars_read_back_the_same(tmp_path):
+    page = render(beat_record(seed=2), augment="heavy", seed=4)  # warped: negative and off-page pixels
+    compact = page.save(tmp_path / "c.png").with_suffix(".json")
+    full = page.save(tmp_path / "f.png", sidecar="full").with_suffix(".json")
+    expected = json.loads(json.dumps(page.sidecar))
+    assert load_sidecar(compact) == {**expected, "image": "c.png"}
+    assert load_sidecar(full) == {**expected, "image": "f.png"}
+    assert compact.stat().st_size * 5 < full.stat().st_size
+    assert compact.read_bytes() == page.save(tmp_path / "c.png").with_suffix(".json").read_bytes()
+    page.save(tmp_path / "n.png", sidecar="none")
+    assert not (tmp_path / "n.json").exists()
+    doc = json.loads(compact.read_text())
+    doc["samples"]["data"] = doc["samples"]["data"][:-8]
+    compact.write_text(json.dumps(doc))
+    with pytest.raises(ECGVLMError, match="c.json"):
+        load_sidecar(compact)
+    (tmp_path / "x.json").write_text("[1, 2]")
+    with pytest.raises(ECGVLMError, match="not a page sidecar"):
+        load_sidecar(tmp_path / "x.json")
 
 
 def test_bad_inputs_are_one_line_errors():

@@ -59,7 +59,7 @@ class BuildConfig:
     test_all_tasks: bool = True  # test records get one question of every task (complete evaluation)
     on_error: str = "raise"  # raise | skip (a record that cannot be read or rendered)
     image_format: str = "png"  # png | jpg (heavy augmentation makes PNGs large; JPEG is ~5x smaller)
-    sidecars: bool = False  # also write the renderer's sidecar (pixel of every sample) beside each image
+    sidecars: str = "none"  # none | compact | full: the renderer's sidecar beside each image
     # synth only: each record gets exactly one of these conditions (drawn per record from the seed)
     conditions: tuple[str, ...] = ()
 
@@ -80,6 +80,10 @@ class BuildConfig:
             raise ECGVLMError("step-by-step fraction must be in 0..1")
         if self.image_format not in ("png", "jpg"):
             raise ECGVLMError(f"image format must be png or jpg, got {self.image_format!r}")
+        if isinstance(self.sidecars, bool):  # the API took a bool before sidecars had two forms
+            object.__setattr__(self, "sidecars", "compact" if self.sidecars else "none")
+        if self.sidecars not in ("none", "compact", "full"):
+            raise ECGVLMError(f"sidecars must be none, compact or full, got {self.sidecars!r}")
         if self.on_error not in ("raise", "skip"):
             raise ECGVLMError(f"on_error must be raise or skip, got {self.on_error!r}")
         kind, _ = parse_source(self.source)
@@ -273,8 +277,8 @@ def make_unit(cfg: BuildConfig, out: Path, key: str, record: ECGRecord) -> dict[
     render_seed = int(rng.integers(2**31))
     page = render(record, layout=layout, augment=augment, seed=render_seed, style=style)
     image_rel = f"images/{name}.{cfg.image_format}"
-    if cfg.sidecars:
-        page.save(out / image_rel)
+    if cfg.sidecars != "none":
+        page.save(out / image_rel, sidecar=cfg.sidecars)
     else:
         atomic_write_bytes(out / image_rel, page.encode(cfg.image_format))
     source = str(record.meta.get("source") or parse_source(cfg.source)[0])

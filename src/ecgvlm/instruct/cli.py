@@ -122,8 +122,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--image-format", choices=["png", "jpg"], default="png")
     b.add_argument(
         "--sidecars",
-        action="store_true",
-        help="also write each page's sidecar JSON (pixel position of every sample; large)",
+        nargs="?",
+        const="compact",
+        default="none",
+        choices=["compact", "full"],
+        help="also write each page's sidecar JSON (pixel of every sample): compact (the default form, "
+        "~35 kB a page, read with ecgvlm.render.load_sidecar) or full (plain JSON, ~300 kB)",
     )
     b.add_argument("--no-progress", action="store_true")
 

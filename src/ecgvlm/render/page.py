@@ -27,6 +27,7 @@ from ecgvlm.render.draw import (
 )
 from ecgvlm.render.header import header_lines, settings_line
 from ecgvlm.render.layout import PULSE_MM, make_layout
+from ecgvlm.render.sidecar import SIDECAR_FORMS, compact
 from ecgvlm.render.style import GRID_COLORS, RenderStyle
 from ecgvlm.signals.record import LEADS, ECGRecord
 
@@ -62,15 +63,23 @@ class Page:
             raise ECGVLMError(f"could not encode the page as {fmt}")
         return buf.tobytes()
 
-    def save(self, path: str | Path, quality: int = 95) -> Path:
-        """Write the image (format from the suffix) and ``path.with_suffix('.json')``, both atomically."""
+    def save(self, path: str | Path, quality: int = 95, sidecar: str = "compact") -> Path:
+        """Write the image (format from the suffix) and ``path.with_suffix('.json')``, both atomically.
+
+        ``sidecar``: "compact" (default; sample pixels packed, read back by ``load_sidecar``),
+        "full" (every sample pixel as JSON numbers) or "none".
+        """
         path = Path(path)
         fmt = path.suffix.lower().lstrip(".")
         if fmt not in ("png", "jpg", "jpeg"):
             raise ECGVLMError("image path must end in .png, .jpg or .jpeg", path)
+        if sidecar not in (*SIDECAR_FORMS, "none"):
+            raise ECGVLMError(f"sidecar must be compact, full or none, got {sidecar!r}")
         data = self.encode(fmt, quality)
-        side = dict(self.sidecar, image=path.name)
-        atomic_write_json(path.with_suffix(".json"), side, indent=None)
+        if sidecar != "none":
+            side = dict(self.sidecar, image=path.name)
+            side = compact(side) if sidecar == "compact" else side
+            atomic_write_json(path.with_suffix(".json"), side, indent=None)
         atomic_write_bytes(path, data)
         return path
 
