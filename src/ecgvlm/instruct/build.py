@@ -29,8 +29,15 @@ import numpy as np
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.instruct.tasks import TASKS, make_questions
-from ecgvlm.io import atomic_open, atomic_write_bytes, atomic_write_json, read_csv_rows, resolve_inside
-from ecgvlm.outputs import claim_output_dir
+from ecgvlm.io import (
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    read_csv_rows,
+    resolve_inside,
+)
+from ecgvlm.outputs import check_output_dir, claim_output_dir
 from ecgvlm.signals.record import ECGRecord
 from ecgvlm.signals.vocab import superclasses_of
 
@@ -402,6 +409,8 @@ def build(
     from tqdm import tqdm
 
     out = Path(out)
+    if shard is not None and shard[1] == 1:
+        shard = None  # one shard of one is the whole build
     if shard is not None and not (0 <= shard[0] < shard[1]):
         raise ECGVLMError(f"shard must be i/n with 0 <= i < n, got {shard[0]}/{shard[1]}")
     # builds made before output markers existed are recognised by their staging config
@@ -460,14 +469,45 @@ def build(
                     tick()
 
     if shard is not None:
+        if command is not None:  # `dataset assemble` writes it into the card, as a whole build would
+            atomic_write_text(out / ".staging" / "command.txt", command + "\n")
         return result
+    result.counts = _assemble_all(out, keys, cfg, command)
+    result.assembled = True
+    return result
+
+
+def _assemble_all(out: Path, keys: list[str], cfg: BuildConfig, command: str | None) -> dict[str, Any]:
     missing = [k for k in keys if not unit_path(out, k).exists()]
     if missing:
         raise ECGVLMError(
             f"{len(missing)} records have no finished unit (first: {missing[0]}); rerun to resume", out
         )
-    result.counts = assemble(out, keys, cfg, command)
-    result.assembled = True
+    return assemble(out, keys, cfg, command)
+
+
+def assemble_shards(out: str | Path) -> BuildResult:
+    """Join the shards of a build made with ``shard`` (or a Slurm array) in ``out``: the same files
+    a one-process build of the same command writes. Raises if any record has no finished unit."""
+    out = Path(out)
+    check_output_dir(out, "dataset build", legacy=[".staging/config.json"])
+    path = out / ".staging" / "config.json"
+    if not path.is_file():
+        raise ECGVLMError("no .staging/config.json: not a dataset build folder", out)
+    saved = json.loads(path.read_text("utf-8"))
+    if saved.pop("format", None) != FORMAT_VERSION:
+        raise ECGVLMError("was built by another version of the dataset format; rebuild it", out)
+    for name in ("tasks", "split", "conditions"):
+        saved[name] = tuple(saved[name])
+    try:
+        cfg = BuildConfig(**saved)
+    except TypeError as e:
+        raise ECGVLMError(f"unreadable build options ({e})", path) from None
+    command_file = out / ".staging" / "command.txt"
+    command = command_file.read_text("utf-8").strip() if command_file.is_file() else None
+    keys = [key for key, _ in source_items(cfg)]
+    result = BuildResult(out=out, resumed=len(keys), assembled=True)
+    result.counts = _assemble_all(out, keys, cfg, command)
     return result
 
 
