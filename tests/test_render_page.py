@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import cv2
@@ -268,3 +269,25 @@ def test_sampled_styles_render():
         style = RenderStyle.sample(rng, dpi=60)
         page = render(rec, style=style, layout=str(rng.choice(LAYOUTS)))
         assert page.image.mode == "RGB" and page.image.size == (page.sidecar["width"], page.sidecar["height"])
+
+
+def test_png_writer_is_lossless_with_and_without_isal(monkeypatch):
+    from ecgvlm.render import png
+
+    rng = np.random.default_rng(0)
+    arrays = [
+        render(beat_record(), augment="heavy", seed=3, style=RenderStyle(dpi=60)).array,
+        rng.integers(0, 256, (37, 53, 3), dtype=np.uint8),  # every byte value, odd sizes
+        np.zeros((1, 1, 3), np.uint8),
+    ]
+    for a in arrays:
+        data = png.encode_png(a)
+        assert data == png.encode_png(a)  # deterministic
+        assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1], a)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            assert np.array_equal(np.asarray(im.convert("RGB")), a)
+    monkeypatch.setattr(png, "isal_zlib", None)
+    data = png.encode_png(arrays[0])
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1], arrays[0])
