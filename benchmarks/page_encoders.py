@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ecgvlm.render import render  # noqa: E402
+from ecgvlm.render.png import encode_png  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 from render_speed import load_records  # noqa: E402
@@ -49,12 +50,33 @@ def _pil(fmt: str, **kw) -> Callable[[np.ndarray], bytes]:
 
 UP = [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP] if hasattr(cv2, "IMWRITE_PNG_FILTER") else []
 RLE = [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+
+
+def _isal(level: int) -> Callable[[np.ndarray], bytes]:
+    def enc(rgb: np.ndarray) -> bytes:
+        from isal import isal_zlib
+
+        from ecgvlm.render import png
+
+        saved = isal_zlib.compress
+        isal_zlib.compress = lambda data, _level: saved(data, level)
+        try:
+            return png.encode_png(rgb)
+        finally:
+            isal_zlib.compress = saved
+
+    return enc
+
+
 ENCODERS: dict[str, tuple[bool, Callable[[np.ndarray], bytes]]] = {
+    "png ecgvlm: numpy up + isal level 2": (True, encode_png),
+    "png numpy up + isal level 0": (True, _isal(0)),
+    "png numpy up + isal level 1": (True, _isal(1)),
     "png cv2 level 1 up (before)": (True, _cv2(".png", [cv2.IMWRITE_PNG_COMPRESSION, 1, *UP])),
     "png cv2 level 0 (stored)": (True, _cv2(".png", [cv2.IMWRITE_PNG_COMPRESSION, 0])),
     "png cv2 level 1 up rle": (True, _cv2(".png", [cv2.IMWRITE_PNG_COMPRESSION, 1, *UP, *RLE])),
     "png cv2 level 3 up": (True, _cv2(".png", [cv2.IMWRITE_PNG_COMPRESSION, 3, *UP])),
-    "png cv2 default (level 1? see size)": (True, _cv2(".png", [])),
+    "png cv2 defaults": (True, _cv2(".png", [])),
     "png pillow level 1": (True, _pil("PNG", compress_level=1)),
     "png pillow level 6": (True, _pil("PNG", compress_level=6)),
     "webp lossless cv2 (q101)": (True, _cv2(".webp", [cv2.IMWRITE_WEBP_QUALITY, 101])),

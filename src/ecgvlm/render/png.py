@@ -1,7 +1,7 @@
 """A lossless PNG writer for printouts: the "up" filter in numpy, deflate by ISA-L when installed.
 
 Chosen by measurement (``benchmarks/page_encoders.py``, figures in docs/scale.md): a printout's grid
-rows repeat, so "up" predicts it well, and ISA-L's deflate at level 1 is several times faster than
+rows repeat, so "up" predicts it well, and ISA-L's deflate at level 2 is several times faster than
 zlib's at the same file size, most of all on the noisy pages of the heavy preset. Without the
 ``isal`` package OpenCV's libpng writes the same pixels (other bytes).
 """
@@ -51,7 +51,7 @@ def encode_png(rgb: np.ndarray) -> bytes:
         (
             _SIGNATURE,
             _chunk(b"IHDR", header),
-            _chunk(b"IDAT", isal_zlib.compress(raw.data, 1)),
+            _chunk(b"IDAT", isal_zlib.compress(raw.data, 2)),
             _chunk(b"IEND", b""),
         )
     )
