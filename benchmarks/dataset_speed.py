@@ -52,6 +52,7 @@ def main() -> None:
     from ecgvlm.render.sidecar import compact
 
     items = list(source_items(cfg))[:30]
+    load_record(cfg, *items[0])  # imports (wfdb, scipy.io) are start-up, not per record
     parts = dict.fromkeys(("read", "draw", "encode", "write", "sidecar", "unit"), 0.0)
     with tempfile.TemporaryDirectory() as tmp:
         for key, payload in items:

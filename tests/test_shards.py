@@ -74,3 +74,11 @@ def test_assemble_names_the_first_missing_record(tmp_path: Path, monkeypatch, ca
     assert "2 records have no finished unit (first: synth-0-000000)" in capsys.readouterr().err
     assert not (out / "train.json").exists()
     assert cli(["dataset", "assemble", str(tmp_path)]) == 2  # not a build folder
+
+
+def test_overwrite_is_refused_in_a_shard(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    argv = ["dataset", "build", "--source", "synth:2", "--out", str(tmp_path / "d"), "--overwrite"]
+    assert cli(argv) == 2
+    assert "other shards" in capsys.readouterr().err and not (tmp_path / "d").exists()

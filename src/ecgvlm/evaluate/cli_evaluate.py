@@ -129,6 +129,9 @@ def main(args: argparse.Namespace) -> int:
         raise ECGVLMError(f"no rows for tasks {tasks}", data)
     from ecgvlm.outputs import claim_output_dir
 
+    if getattr(args, "overwrite", False) and (args.shard or shard_from_env()):
+        raise ECGVLMError("--overwrite with a shard would empty the folder the other shards write into")
+
     # runs made before output markers existed are recognised by their run.json
     claim_output_dir(args.out, "evaluate", overwrite=getattr(args, "overwrite", False), legacy=["run.json"])
     if args.endpoint:

@@ -210,6 +210,8 @@ def _build(args: argparse.Namespace) -> int:
         conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()),
     )
     shard = resolve_shard(args.shard)
+    if shard is not None and args.overwrite:
+        raise ECGVLMError("--overwrite with a shard would empty the folder the other shards write into")
     if shard is not None and args.shard is None:
         print(f"shard {shard[0]}/{shard[1]} from the Slurm job array (SLURM_ARRAY_TASK_ID)")
     res = build(
