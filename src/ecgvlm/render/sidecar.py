@@ -33,7 +33,7 @@ def compact(sidecar: dict[str, Any]) -> dict[str, Any]:
     coords = [np.asarray(lead[k], np.float64) for k in ("x", "y") for lead in leads]
     q = np.rint(np.concatenate(coords) * 10).astype(np.int64) if coords else np.zeros(0, np.int64)
     delta = np.diff(q, prepend=0).astype("<i4")
-    data = base64.b64encode(zlib.compress(delta.tobytes(), 6)).decode("ascii")
+    data = base64.b64encode(zlib.compress(delta.tobytes(), 3)).decode("ascii")
     out = {k: v for k, v in sidecar.items() if k != "leads"}
     out["leads"] = [{k: v for k, v in lead.items() if k not in ("x", "y")} for lead in leads]
     out["samples"] = {"encoding": ENCODING, "count": int(q.size), "data": data}
