@@ -82,3 +82,18 @@ def test_overwrite_is_refused_in_a_shard(tmp_path: Path, monkeypatch, capsys) ->
     argv = ["dataset", "build", "--source", "synth:2", "--out", str(tmp_path / "d"), "--overwrite"]
     assert cli(argv) == 2
     assert "other shards" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+def test_a_build_from_before_sidecar_forms_resumes(tmp_path: Path) -> None:
+    pytest.importorskip("ecgvlm.signals.synth")
+    import json
+
+    from ecgvlm.instruct.build import BuildConfig, build
+
+    out = tmp_path / "d"
+    build(BuildConfig(source="synth:2", sidecars="full"), out, shard=(0, 2), progress=False)
+    config = out / ".staging" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "sidecars": True}))  # as written then
+    assert build(BuildConfig(source="synth:2", sidecars="full"), out, progress=False).assembled
+    with pytest.raises(ECGVLMError, match="sidecars"):
+        build(BuildConfig(source="synth:2", sidecars=False), out, progress=False)

@@ -386,6 +386,8 @@ def _check_config(out: Path, cfg: BuildConfig) -> None:
     want = json.loads(json.dumps(want))
     if path.exists():
         have = json.loads(path.read_text("utf-8"))
+        if isinstance(have.get("sidecars"), bool):  # builds made when sidecars were only full JSON
+            have["sidecars"] = "full" if have["sidecars"] else "none"
         if have != want:
             diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
             raise ECGVLMError(
