@@ -64,3 +64,26 @@ def adapter_card_info(
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
+
+
+def merged_card_info(
+    adapter: Path, base: Path, out: Path, dtype: str, metrics: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Card inputs for ``ecgvlm merge``: the adapter's card (recipe, data, base) when it has one."""
+    from ecgvlm.model.card import read_card_inputs
+
+    trained = read_card_inputs(adapter) or {}
+    recipe = dict(trained.get("recipe") or {})
+    recipe["merged from"] = f"{adapter.name} into {trained.get('base_model') or base.name}, stored as {dtype}"
+    return {
+        "kind": "merged",
+        "name": out.name,
+        "base_model": trained.get("base_model") or str(base),
+        "library_name": "transformers",
+        "licence": base_licence(base),
+        "datasets": trained.get("datasets") or [],
+        "recipe": recipe,
+        "data": trained.get("data") or {},
+        "metrics": metrics,
+        "dtype": dtype,
+    }

@@ -174,6 +174,18 @@ def causal_lm_loss(model, batch: dict, label_logits_only: bool = True) -> torch.
     return F.cross_entropy(logits.float(), target[target != IGNORE])
 
 
+def trainable_digest(model) -> str:
+    """sha256 over the trainable tensors (by name, fp32 bytes): equal weights, equal digest."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters()):
+        if p.requires_grad:
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def peak_memory_gib() -> float:
     """Peak accelerator memory (GPU) or the process's peak RSS (CPU), GiB."""
     if torch.cuda.is_available():
@@ -210,6 +222,9 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         mixed_precision="bf16" if precision == "bf16" else "no",
         gradient_accumulation_steps=cfg.train.grad_accum,
         deepspeed_plugin=plugin,
+        # accelerate treats a multi-process launch without GPUs as one process each unless told
+        # cpu=True (then it joins them over gloo); single-process runs keep its device choice
+        cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
         **accelerator_kwargs(cfg.train.report_to, Path(cfg.output_dir)),
     )
     # Rank 0 claims the folder and builds anything shared (the tiny base) first; the others wait at
@@ -312,6 +327,8 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         )
         accelerator.print(f"step {position['step']}: validation loss {loss:.4f}")
         accelerator.log({"val/loss": loss}, step=position["step"])
+        if log and log[-1]["step"] == position["step"]:
+            log[-1]["val_loss"] = loss  # kept with the step (checkpoints and train_log.jsonl carry it)
         if cfg.train.eval_every and loss < position.get("best_val_loss", float("inf")):
             position["best_val_loss"], position["best_step"] = loss, position["step"]
             if accelerator.is_main_process:
@@ -412,6 +429,9 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     bar.close()
     wall = time.perf_counter() - t0
     val_loss = validate() if val is not None else None
+    from accelerate.utils import gather_object
+
+    digests = gather_object([trainable_digest(accelerator.unwrap_model(model))])
 
     # ---- save
     if accelerator.is_main_process:
@@ -439,12 +459,17 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
             # what the model learned to answer; the interpreter asks only these kinds of question
             "tasks": data.task_counts(),
             "world_size": world,
+            # every process's trainable weights at the end (equal: DDP keeps them in step)
+            "weights_sha256": digests,
             "best": {"step": position["best_step"], "val_loss": position["best_val_loss"]}
             if "best_step" in position
             else None,
         }
         atomic_write_json(out / "train_summary.json", summary_doc)
         write_model_card(out, adapter_card_info(cfg, base_dir, summary_doc, world, len(data)))
-    accelerator.end_training()  # closes the trackers (flushes TensorBoard / W&B / MLflow)
+    # close the trackers (flushes TensorBoard / W&B / MLflow); not end_training(), which would also
+    # destroy the process group that the caller's next run (a sweep) may still use
+    for tracker in accelerator.trackers:
+        tracker.finish()
     accelerator.wait_for_everyone()
     return out
