@@ -99,7 +99,9 @@ def test_cards_and_fp16_merge_of_the_shipped_base(data, tmp_path, capsys):
     metrics = {
         "schema": "ecgvlm.metrics/1",
         "benchmarks": {
-            "ptbxl-super": {"strict": {"auc": 61.2, "f1": 40.1, "hamming": 30.5, "predictions": str(run / "p.jsonl")}}
+            "ptbxl-super": {
+                "strict": {"auc": 61.2, "f1": 40.1, "hamming": 30.5, "predictions": str(run / "p.jsonl")}
+            }
         },
     }
     (run / "metrics.json").write_text(json.dumps(metrics))
@@ -124,7 +126,10 @@ def test_cards_and_fp16_merge_of_the_shipped_base(data, tmp_path, capsys):
     )
     tok = PreTrainedTokenizerFast.from_pretrained(str(merged))
     text = "<|begin_of_text|>Which superclass? <|image|> NORM<|eot_id|>"
-    assert tok(text, add_special_tokens=False).input_ids == proc.tokenizer(text, add_special_tokens=False).input_ids
+    assert (
+        tok(text, add_special_tokens=False).input_ids
+        == proc.tokenizer(text, add_special_tokens=False).input_ids
+    )
     assert tok.chat_template == proc.tokenizer.chat_template
 
 
@@ -210,10 +215,13 @@ def test_mlflow_file_store_and_offline_wandb_hold_the_loss_curve(data, tmp_path)
 
     store = tmp_path / "mlruns"
     out = tmp_path / "ml"
-    res = _tracker_run(train_file, out, "mlflow", {"MLFLOW_TRACKING_URI": store.as_uri()})
+    # MLflow 3.x keeps the file store but asks to be told so (it prefers a database)
+    env = {"MLFLOW_TRACKING_URI": store.as_uri(), "MLFLOW_ALLOW_FILE_STORE": "true"}
+    res = _tracker_run(train_file, out, "mlflow", env)
     assert res.returncode == 0, res.stderr[-2000:]
     import mlflow
 
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     client = mlflow.MlflowClient(tracking_uri=store.as_uri())
     (run,) = client.search_runs([client.get_experiment_by_name("ecgvlm").experiment_id])
     assert run.info.run_name == "ml"
@@ -233,20 +241,18 @@ def test_mlflow_file_store_and_offline_wandb_hold_the_loss_curve(data, tmp_path)
 
 
 def _wandb_history(run_file: Path, key: str) -> list[tuple[int, float]]:
-    """(step, value) of ``key`` from an offline W&B run file (its own record format)."""
-    from wandb.proto import wandb_internal_pb2
-    from wandb.sdk.internal import datastore
-
-    ds = datastore.DataStore()
-    ds.open_for_scan(str(run_file))
+    """(step, value) of ``key`` from an offline W&B run file, read by W&B's own record reader."""
+    wandb_cli = shutil.which("wandb", path=str(Path(sys.executable).parent)) or "wandb"
+    res = subprocess.run(
+        [wandb_cli, "leet", "inspect", "--json", str(run_file)], capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr[-1500:]
     points = []
-    while (raw := ds.scan_data()) is not None:
-        rec = wandb_internal_pb2.Record()
-        rec.ParseFromString(raw)
-        if rec.WhichOneof("record_type") == "history":
-            items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item}
-            if key in items:
-                points.append((int(items["_step"]), float(items[key])))
+    for line in res.stdout.splitlines():
+        rec = json.loads(line)
+        item = rec.get("history", {}).get("item", {}) if rec.get("type") == "history" else {}
+        if key in item:
+            points.append((int(item["_step"]), float(item[key])))
     return points
 
 
