@@ -190,6 +190,15 @@ def test_eval_every_keeps_the_best_adapter_by_validation_loss(data, tmp_path):
     ds = InstructDataset(val_file, proc.tokenizer, max_len=256)
     again = evaluate_loss(model, ds, Collator(proc), 2, torch.device("cpu"), "fp32", True)
     assert abs(again - best["val_loss"]) < 1e-5
+    # the default tracker, TensorBoard, holds the same loss curve and the validation losses
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tensorboard"))  # (accelerate puts the hparams in a subfolder)
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("train/loss")] == [
+        (e["step"], pytest.approx(e["loss"], rel=1e-6)) for e in log
+    ]
+    assert [e.step for e in acc.Scalars("val/loss")] == [2, 4, 6]
     with pytest.raises(Exception, match="eval_every needs data.val"):
         train(_cfg(tmp_path / "x", train_file, **{"model.path": base, "train.eval_every": 2}))
 
