@@ -45,6 +45,25 @@ def _cfg(out: Path, train_file: Path, **kw):
     return load_config(REPO / "configs/tiny_cpu.yaml", [f"{k}={v}" for k, v in items.items()])
 
 
+def _first_step_loss(base: Path, train_file: Path, batch_size: int, world: int, accum: int) -> float:
+    """What step 1 must log: LoRA starts at B = 0 (the base's function) and dropout is 0 in these
+    runs, so each micro-batch's loss is the base's loss on the rows the trainer gives that process;
+    the mean over the step's micro-batches and processes, computed here without the trainer."""
+    from ecgvlm.train.data import epoch_batches
+    from ecgvlm.train.recipe import causal_lm_loss
+
+    model, proc = load_model_and_processor(base)
+    ds = InstructDataset(train_file, proc.tokenizer, max_len=256)
+    order = epoch_batches(len(ds), batch_size * world, 0, 0, ds.lengths(), True)
+    losses = []
+    with torch.no_grad():
+        for idx in order[:accum]:
+            for rank in range(world):
+                rows = idx[rank * batch_size : (rank + 1) * batch_size]
+                losses.append(float(causal_lm_loss(model, Collator(proc)([ds[i] for i in rows]))))
+    return sum(losses) / len(losses)
+
+
 def _logits(model, batch):
     with torch.no_grad():
         return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
@@ -175,8 +194,11 @@ def test_eval_every_keeps_the_best_adapter_by_validation_loss(data, tmp_path):
     out = tmp_path / "run"
     base = shipped_base()
     kw = {"model.path": base, "data.val": val_file, "train.eval_every": 2, "train.max_steps": 6}
-    train(_cfg(out, train_file, **{**kw, "train.lr": 2e-2, "train.batch_size": 2}))
+    kw.update({"train.lr": 2e-2, "train.batch_size": 2, "train.grad_accum": 2, "lora.dropout": 0})
+    train(_cfg(out, train_file, **kw))
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    # the logged loss is the mean over the step's two micro-batches, not the last one's
+    assert log[0]["loss"] == pytest.approx(_first_step_loss(base, train_file, 2, 1, 2), abs=1e-5)
     vals = {e["step"]: e["val_loss"] for e in log if "val_loss" in e}
     assert sorted(vals) == [2, 4, 6]
     best = json.loads((out / "best/best.json").read_text())
@@ -279,13 +301,16 @@ def test_two_process_cpu_training_with_the_tiny_preset(data, tmp_path):
     cmd += ["--master_port", str(_free_port()), "-m", "ecgvlm", "train"]
     cmd += ["--config", str(REPO / "configs/tiny_cpu.yaml"), "model.path=tiny", f"data.train={train_file}"]
     cmd += [f"data.val={val_file}", f"output_dir={out}", "train.max_steps=3", "train.batch_size=2"]
-    cmd += ["train.threads=1", "train.save_every=0", "train.eval_every=2"]
+    cmd += ["train.threads=1", "train.save_every=0", "train.eval_every=2", "lora.dropout=0"]
     res = subprocess.run(
         cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=400
     )
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["engine"] == "DistributedType.MULTI_CPU" and summary["world_size"] == 2
+    # the logged loss is the mean over both processes' batches
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log[0]["loss"] == pytest.approx(_first_step_loss(out / "tiny-base", train_file, 2, 2, 1), abs=1e-5)
     # one tiny base, built once; no temporary folder left by a rank that lost a race
     assert sorted(p.name for p in out.iterdir() if "tiny" in p.name) == ["tiny-base"]
     # both ranks ended with the same weights, and the one adapter written is exactly them
