@@ -322,3 +322,31 @@ def test_two_process_cpu_training_with_the_tiny_preset(data, tmp_path):
     assert trainable_digest(saved) == rank0
     assert (out / "best/adapter_model.safetensors").is_file()
     shutil.rmtree(out)
+
+
+def test_licence_of_a_llama_base_travels_with_the_card(tmp_path):
+    """A base whose card says llama3.2 gives "Built with Llama" and its licence files go along."""
+    from ecgvlm.model.card import base_licence, copy_licence_files, render_model_card
+
+    base = tmp_path / "Llama-3.2-11B-Vision-Instruct"
+    base.mkdir()
+    (base / "README.md").write_text("---\nlicense: llama3.2\nlibrary_name: transformers\n---\n# Llama\n")
+    (base / "LICENSE").write_text("LLAMA 3.2 COMMUNITY LICENSE AGREEMENT\n")
+    (base / "USE_POLICY.md").write_text("Acceptable use\n")
+    lic = base_licence(base)
+    assert lic["license"] == "llama3.2" and lic["files"] == ["LICENSE", "USE_POLICY.md"]
+    assert lic["notice"].startswith("Built with Llama")
+    out = tmp_path / "merged"
+    out.mkdir()
+    assert copy_licence_files(base, out) == ["LICENSE", "USE_POLICY.md"]
+    info = {"kind": "merged", "name": "m", "base_model": "meta-llama/Llama-3.2-11B-Vision-Instruct"}
+    (out / "README.md").write_text(
+        render_model_card({**info, "library_name": "transformers", "licence": lic})
+    )
+    card = ModelCard.load(out / "README.md")
+    assert card.data.license == "llama3.2" and card.data.base_model == info["base_model"]
+    assert "Built with Llama" in card.text and "`USE_POLICY.md`" in card.text
+    # a base with no licence anywhere says so instead of guessing
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    assert base_licence(bare)["license"] == "other" and "check the base" in base_licence(bare)["notice"]
