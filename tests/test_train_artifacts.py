@@ -195,6 +195,7 @@ def test_eval_every_keeps_the_best_adapter_by_validation_loss(data, tmp_path):
     base = shipped_base()
     kw = {"model.path": base, "data.val": val_file, "train.eval_every": 2, "train.max_steps": 6}
     kw.update({"train.lr": 2e-2, "train.batch_size": 2, "train.grad_accum": 2, "lora.dropout": 0})
+    kw["train.eval_auc"] = "true"
     train(_cfg(out, train_file, **kw))
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     # the logged loss is the mean over the step's two micro-batches, not the last one's
@@ -212,6 +213,13 @@ def test_eval_every_keeps_the_best_adapter_by_validation_loss(data, tmp_path):
     ds = InstructDataset(val_file, proc.tokenizer, max_len=256)
     again = evaluate_loss(model, ds, Collator(proc), 2, torch.device("cpu"), "fp32", True)
     assert abs(again - best["val_loss"]) < 1e-5
+    # the optional quick superclass AUC, logged with each validation, recomputed from best/ as well
+    from ecgvlm.train.validation import superclass_auc
+
+    aucs = {e["step"]: e["val_superclass_auc"] for e in log if "val_superclass_auc" in e}
+    assert sorted(aucs) == [2, 4, 6] and all(0 <= a <= 1 for a in aucs.values())
+    auc = superclass_auc(model, proc, ds, torch.device("cpu"), "fp32")
+    assert auc == pytest.approx(aucs[best["step"]], abs=1e-6)
     # the default tracker, TensorBoard, holds the same loss curve and the validation losses
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -74,6 +74,7 @@ class TrainCfg:
     eval_every: int = (
         0  # steps between validation losses (data.val); the best adapter goes to best/. 0: at the end only
     )
+    eval_auc: bool = False  # with each validation: a quick superclass ranking AUC (first 200 superclass rows)
     report_to: str = "tensorboard"  # tensorboard | wandb | mlflow | none (accelerate's trackers)
 
 

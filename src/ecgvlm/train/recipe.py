@@ -28,7 +28,7 @@ from ecgvlm.outputs import claim_output_dir
 from ecgvlm.train.cards import adapter_card_info
 from ecgvlm.train.config import RecipeCfg, to_dict, to_yaml
 from ecgvlm.train.tracking import accelerator_kwargs, check_tracker, flat_config, start_trackers
-from ecgvlm.train.validation import evaluate_loss, save_best
+from ecgvlm.train.validation import evaluate_loss, save_best, superclass_auc
 
 IGNORE = -100
 
@@ -329,6 +329,15 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         accelerator.log({"val/loss": loss}, step=position["step"])
         if log and log[-1]["step"] == position["step"]:
             log[-1]["val_loss"] = loss  # kept with the step (checkpoints and train_log.jsonl carry it)
+        if cfg.train.eval_auc and accelerator.is_main_process:  # quick and rank 0 only: no reduce
+            auc = superclass_auc(
+                accelerator.unwrap_model(model), processor, val, accelerator.device, precision
+            )
+            if auc is not None:
+                accelerator.print(f"step {position['step']}: validation superclass AUC {auc:.4f}")
+                accelerator.log({"val/superclass_auc": auc}, step=position["step"])
+                if log and log[-1]["step"] == position["step"]:
+                    log[-1]["val_superclass_auc"] = auc
         if cfg.train.eval_every and loss < position.get("best_val_loss", float("inf")):
             position["best_val_loss"], position["best_step"] = loss, position["step"]
             if accelerator.is_main_process:

@@ -70,3 +70,43 @@ def save_best(out: Path, save: Callable[[Path], None], step: int, val_loss: floa
     os.replace(tmp, best)
     shutil.rmtree(old, ignore_errors=True)
     return best
+
+
+@torch.no_grad()
+def superclass_auc(model, processor, data, device, precision: str, limit: int = 200) -> float | None:
+    """Quick macro ranking AUC of the five superclasses on the validation file's superclass rows
+    (the first ``limit``): each code's first-token probability at the answer start, renormalised
+    (what ``ecgvlm evaluate --scores codes`` computes). None without rows or a class to rank."""
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from ecgvlm.model.infer import option_probs
+    from ecgvlm.signals.vocab import SUPERCLASSES
+    from ecgvlm.train.data import load_image
+
+    rows = [r for r in data.rows if (r.get("metadata") or {}).get("subtask") == "superclass"][:limit]
+    if not rows:
+        return None
+    was_training = model.training
+    model.eval()
+    probs = []
+    for row in rows:
+        image = load_image(data.root, row.get("image"), data.path)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            probs.append(
+                option_probs(
+                    model, processor, [image], [row["conversations"][0]["value"]], list(SUPERCLASSES), "first"
+                )[0]
+            )
+    model.train(was_training)
+    probs = np.stack(probs)
+    aucs = []
+    for k, code in enumerate(SUPERCLASSES):
+        gold = []
+        for row in rows:
+            g = row["metadata"].get("gold") or {}
+            labels = g.get("labels") or [c.strip() for c in str(g.get("answer", "")).split(",")]
+            gold.append(code in labels)
+        if 0 < sum(gold) < len(gold):
+            aucs.append(roc_auc_score(gold, probs[:, k]))
+    return float(np.mean(aucs)) if aucs else None
