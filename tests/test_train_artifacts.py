@@ -233,6 +233,29 @@ def test_eval_every_keeps_the_best_adapter_by_validation_loss(data, tmp_path):
         train(_cfg(tmp_path / "x", train_file, **{"model.path": base, "train.eval_every": 2}))
 
 
+def test_a_diverging_run_keeps_the_earlier_best_adapter(data, tmp_path):
+    """lr 1.0 blows the tiny run up to NaN after step 2: best/ keeps step 2, the last adapter is the
+    diverged one (NaN never counts as an improvement)."""
+    import math
+
+    from safetensors.torch import load_file
+
+    torch.set_num_threads(1)
+    train_file, val_file = data
+    out = tmp_path / "diverged"
+    kw = {"model.path": shipped_base(), "data.val": val_file, "train.eval_every": 2, "train.max_steps": 6}
+    kw.update({"train.lr": 1.0, "train.warmup_ratio": 0, "train.batch_size": 2, "train.grad_accum": 2})
+    train(_cfg(out, train_file, **{**kw, "lora.dropout": 0, "train.eval_auc": "true"}))
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    vals = {e["step"]: e["val_loss"] for e in log if "val_loss" in e}
+    assert math.isfinite(vals[2]) and math.isnan(vals[4]) and math.isnan(vals[6]), vals
+    assert json.loads((out / "best/best.json").read_text()) == {"step": 2, "val_loss": vals[2]}
+    last = load_file(str(out / "adapter_model.safetensors"))
+    best = load_file(str(out / "best/adapter_model.safetensors"))
+    assert any(v.isnan().any() for v in last.values()) and not any(v.isnan().any() for v in best.values())
+    assert "val_superclass_auc" in log[1] and "val_superclass_auc" not in log[3]
+
+
 def _tracker_run(train_file: Path, out: Path, tracker: str, env: dict) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "ecgvlm", "train", "--config", str(REPO / "configs/tiny_cpu.yaml")]
     cmd += [f"model.path={shipped_base()}", f"data.train={train_file}", f"output_dir={out}"]

@@ -100,6 +100,8 @@ def superclass_auc(model, processor, data, device, precision: str, limit: int = 
             )
     model.train(was_training)
     probs = np.stack(probs)
+    if not np.isfinite(probs).all():  # a diverged model: no ranking to score
+        return None
     aucs = []
     for k, code in enumerate(SUPERCLASSES):
         gold = []
