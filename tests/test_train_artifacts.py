@@ -131,6 +131,24 @@ def test_cards_and_fp16_merge_of_the_shipped_base(data, tmp_path, capsys):
         ("ptbxl-super", "f1", 40.1),
         ("ptbxl-super", "hamming", 30.5),
     }
+    # merge --metrics: scores of the adapter go into the merged model's card
+    (run / "run.json").write_text(json.dumps({"model": str(out.resolve())}))
+    assert (
+        cli(
+            [
+                "merge",
+                "--adapter",
+                str(out),
+                "--out",
+                str(tmp_path / "ms"),
+                "--metrics",
+                str(run / "metrics.json"),
+            ]
+        )
+        == 0
+    )
+    assert len(ModelCard.load(tmp_path / "ms/README.md").data.eval_results) == 3
+    (run / "run.json").write_text(json.dumps({"model": str(merged.resolve())}))
     # scores of another model are refused in one line
     capsys.readouterr()
     assert cli(["card", str(out), "--metrics", str(run / "metrics.json")]) == 2
@@ -206,6 +224,8 @@ def test_eval_every_keeps_the_best_adapter_by_validation_loss(data, tmp_path):
     assert best["step"] == min(vals, key=vals.get) and best["val_loss"] == min(vals.values())
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["best"] == best and summary["val_loss"] == vals[6]
+    card = ModelCard.load(out / "best/README.md")
+    assert card.data.library_name == "peft" and f"| steps | {best['step']} |" in card.text
     # the adapter in best/ really gives that loss (recomputed from the files)
     from ecgvlm.train.validation import evaluate_loss
 

@@ -15,7 +15,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="an `ecgvlm train` or `ecgvlm merge` output folder")
+    parser.add_argument("model", help="an `ecgvlm train` output (or its best/) or an `ecgvlm merge` output")
     parser.add_argument("--metrics", required=True, help="metrics.json written by `ecgvlm score`")
 
 
@@ -28,7 +28,11 @@ def main(args) -> int:
 
     folder = Path(args.model)
     info = read_card_inputs(folder)
-    if owner_of(folder) not in ("train", "merge") or info is None:
+    # a training output's best/ adapter belongs to that output (its parent holds the marker)
+    ours = owner_of(folder) in ("train", "merge") or (
+        folder.name == "best" and owner_of(folder.parent) == "train"
+    )
+    if not ours or info is None:
         raise ECGVLMError("not an `ecgvlm train` or `ecgvlm merge` output with a card.json", folder)
     info["metrics"] = load_metrics(args.metrics, [folder])
     info.pop("schema", None)

@@ -475,7 +475,15 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
             else None,
         }
         atomic_write_json(out / "train_summary.json", summary_doc)
-        write_model_card(out, adapter_card_info(cfg, base_dir, summary_doc, world, len(data)))
+        card = adapter_card_info(cfg, base_dir, summary_doc, world, len(data))
+        write_model_card(out, card)
+        if summary_doc["best"] and (out / "best").is_dir():  # the best adapter is shared too: its own card
+            best = summary_doc["best"]
+            card["name"] = f"{card['name']} (best of {position['step']} steps by validation loss)"
+            card["recipe"].update(
+                {"steps": best["step"], "final training loss": None, "validation loss (last)": None}
+            )
+            write_model_card(out / "best", card)
     # close the trackers (flushes TensorBoard / W&B / MLflow); not end_training(), which would also
     # destroy the process group that the caller's next run (a sweep) may still use
     for tracker in accelerator.trackers:
