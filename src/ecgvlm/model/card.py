@@ -127,6 +127,10 @@ def load_metrics(path: str | Path, models: list[Path]) -> dict[str, Any]:
     return {"source": str(path), "benchmarks": benchmarks}
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _model_index(name: str, metrics: dict[str, Any] | None) -> list[dict[str, Any]]:
     results = []
     for bench, modes in sorted((metrics or {}).get("benchmarks", {}).items()):
@@ -134,7 +138,7 @@ def _model_index(name: str, metrics: dict[str, Any] | None) -> list[dict[str, An
             values = [
                 {"type": key, "value": entry[key], "name": f"{key} ({mode})"}
                 for key in CARD_METRICS
-                if isinstance(entry.get(key), (int, float)) and not isinstance(entry.get(key), bool)
+                if _is_number(entry.get(key))
             ]
             if values:
                 results.append(
@@ -219,11 +223,12 @@ def render_model_card(info: dict[str, Any]) -> str:
     if metrics:
         out.append(f"From `ecgvlm score` (`{metrics['source']}`):")
         out.append("")
-        out += ["| benchmark | mode | metric | value |", "|---|---|---|---|"]
-        for result in index[0]["results"] if index else []:
-            for m in result["metrics"]:
-                mode = m["name"].split("(")[-1].rstrip(")")
-                out.append(f"| {result['dataset']['name']} | {mode} | {m['type']} | {m['value']} |")
+        out += ["| benchmark | mode | rows | metric | value |", "|---|---|---|---|---|"]
+        for bench, modes in sorted(metrics["benchmarks"].items()):
+            for mode, entry in sorted(modes.items()):
+                for key in CARD_METRICS:
+                    if _is_number(entry.get(key)):
+                        out.append(f"| {bench} | {mode} | {entry.get('n', '')} | {key} | {entry[key]} |")
     else:
         out.append(
             "Not scored yet. After `ecgvlm evaluate` and `ecgvlm score`, "
