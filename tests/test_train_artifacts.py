@@ -371,7 +371,14 @@ def test_two_process_cpu_training_with_the_tiny_preset(data, tmp_path):
 
     saved = PeftModel.from_pretrained(load_model(out / "tiny-base"), str(out), is_trainable=True)
     assert trainable_digest(saved) == rank0
-    assert (out / "best/adapter_model.safetensors").is_file()
+    # each process validated a share of the batches; the reduced loss is the whole file's
+    from ecgvlm.train.validation import evaluate_loss
+
+    best = json.loads((out / "best/best.json").read_text())
+    model, proc = load_model_and_processor(out / "best")
+    ds = InstructDataset(val_file, proc.tokenizer, max_len=256)
+    whole = evaluate_loss(model, ds, Collator(proc), 2, torch.device("cpu"), "fp32", True)
+    assert whole == pytest.approx(best["val_loss"], abs=1e-5)
     shutil.rmtree(out)
 
 
