@@ -408,3 +408,21 @@ def test_licence_of_a_llama_base_travels_with_the_card(tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()
     assert base_licence(bare)["license"] == "other" and "check the base" in base_licence(bare)["notice"]
+
+
+def test_a_missing_tracker_package_is_one_line_before_anything_is_written(
+    data, tmp_path, capsys, monkeypatch
+):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
+    )
+    train_file, _ = data
+    out = tmp_path / "never"
+    args = [f"data.train={train_file}", f"output_dir={out}", "train.report_to=wandb"]
+    assert cli(["train", "--config", str(REPO / "configs/tiny_cpu.yaml"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install wandb" in err and "\n" not in err
+    assert not out.exists()
