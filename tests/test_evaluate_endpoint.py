@@ -307,16 +307,23 @@ def test_code_scores_from_top_logprobs():
     alts = [{"token": "NORM", "logprob": -0.5}, {"token": " MI", "logprob": -1.0}, {"token": "ST", "logprob": -2.0},
             {"token": "S", "logprob": -0.1}, {"token": "C", "logprob": -3.0}, {"token": "HYP", "logprob": -4.0}]  # fmt: skip
     choice = {"logprobs": {"content": [{"token": "NORM", "logprob": -0.5, "top_logprobs": alts}]}}
-    scores, why = code_scores(choice, SUPERCLASSES)
-    assert why is None and sum(scores.values()) == pytest.approx(1, abs=1e-5)
+    scores, why, bounded = code_scores(choice, SUPERCLASSES)
+    assert why is None and bounded == [] and sum(scores.values()) == pytest.approx(1, abs=1e-5)
     # "ST" (the longest piece) stands for STTC, not "S"; " MI" counts for MI
     assert scores["STTC"] / scores["NORM"] == pytest.approx(2.718281828 ** (-1.5), rel=1e-4)
     assert scores["MI"] / scores["NORM"] == pytest.approx(2.718281828 ** (-0.5), rel=1e-4)
-    scores, why = code_scores(
+    # codes outside the returned alternatives take the least likely one's probability (an upper bound)
+    scores, why, bounded = code_scores(
         {"logprobs": {"content": [{"token": "NORM", "logprob": 0, "top_logprobs": alts[:2]}]}}, SUPERCLASSES
     )
-    assert scores is None and "STTC, CD, HYP" in why
-    assert code_scores({"message": {}}, SUPERCLASSES) == (None, "the endpoint returned no logprobs")
+    assert why is None and bounded == ["STTC", "CD", "HYP"]
+    assert scores["STTC"] == scores["CD"] == scores["HYP"] == pytest.approx(scores["MI"], rel=1e-4)
+    assert scores["NORM"] > scores["MI"]
+    words = [{"token": "The", "logprob": -0.1}, {"token": "This", "logprob": -2.0}]
+    choice = {"logprobs": {"content": [{"token": "The", "logprob": -0.1, "top_logprobs": words}]}}
+    assert code_scores(choice, SUPERCLASSES)[0] is None
+    assert "none of the codes" in code_scores(choice, SUPERCLASSES)[1]
+    assert code_scores({"message": {}}, SUPERCLASSES) == (None, "the endpoint returned no logprobs", [])
 
 
 @pytest.mark.parametrize("stub", ["429"], indirect=True)

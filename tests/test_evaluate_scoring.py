@@ -246,6 +246,9 @@ def test_cli_score_merges_modes_and_rejects_bad_input(tmp_path, capsys):
     first = (tmp_path / "run" / "metrics.json").read_bytes()
     assert cli(base + ["--mode", "strict"]) == 0
     assert (tmp_path / "run" / "metrics.json").read_bytes() == first  # deterministic
+    # --out naming the run folder means its metrics.json
+    assert cli(base + ["--mode", "strict", "--out", str(tmp_path / "run")]) == 0
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == first
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1, "task": "superclass"}\nnot json\n')
     capsys.readouterr()

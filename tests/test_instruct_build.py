@@ -343,3 +343,31 @@ def test_conditions_give_one_listed_condition_per_synthetic_record(tmp_path: Pat
     assert len(seen) >= 3  # drawn per record, not one for all
     with pytest.raises(ECGVLMError, match="unknown synthetic condition"):
         BuildConfig(source="synth:3", conditions=("XYZ",))
+
+
+def test_card_configs_load_the_folder_with_decoded_images(
+    synth_build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The card's YAML `configs` let `datasets.load_dataset(FOLDER)` find the splits, and its
+    loading snippet, run as written, yields PIL images."""
+    datasets = pytest.importorskip("datasets")
+    from PIL import Image
+
+    card = (synth_build / "README.md").read_text()
+    assert card.startswith("---\nconfigs:\n")
+    snippet = card.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'Path("path/to/this/folder")' in snippet
+    snippet = snippet.replace("path/to/this/folder", str(synth_build))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf")  # not ~/.cache
+    scope: dict = {}
+    exec(snippet, scope)
+    ds, page = scope["ds"], scope["page"]
+    rows = {s: json.loads((synth_build / f"{s}.json").read_text()) for s in ("train", "val", "test")}
+    assert {s: ds[s].num_rows for s in ds} == {
+        {"val": "validation"}.get(s, s): len(r) for s, r in rows.items() if r
+    }
+    assert (
+        isinstance(page, Image.Image)
+        and page.size == Image.open(synth_build / rows["train"][0]["image"]).size
+    )
+    assert ds["validation"][0]["id"] == rows["val"][0]["id"]

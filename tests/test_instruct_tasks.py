@@ -167,3 +167,32 @@ def test_likelihood_becomes_a_hedge() -> None:
         assert "possible anteroseptal" in t
         assert "probable left ventricular" in t or "likely left ventricular" in t
         assert "possible incomplete" not in t and "likely incomplete" not in t and "possible sinus" not in t
+
+
+def test_diagnosis_lead_puts_the_statements_first_with_the_same_words():
+    labels = {"SR": 100, "PVC": 100, "CRBBB": 100, "IMI": 50, "NORM": 100}
+    meas = {"hr": 72, "axis": 30, "pr": 150, "qrs": 90, "qt": 380, "qtc": 410}
+    for seed in range(20):
+        plain = make_report(labels, meas, np.random.default_rng(seed))
+        lead = make_report(labels, meas, np.random.default_rng(seed), lead="diagnosis")
+        assert set(lead.codes) == set(plain.codes) == parse_codes(lead.text)
+        assert lead.numbers == plain.numbers and lead.axis == plain.axis
+        # the same words, reordered; the diagnostic statements first, codes listed in text order
+        words = sorted(plain.text.lower().replace(".", ",").replace(",", " ").split())
+        assert sorted(lead.text.lower().replace(".", ",").replace(",", " ").split()) == words
+        assert lead.codes[:2] == ["CRBBB", "IMI"]
+        low = lead.text.lower()
+        assert [low.index(w) for w in ("right bundle", "infarction", "normal ecg", "sinus")] == sorted(
+            low.index(w) for w in ("right bundle", "infarction", "normal ecg", "sinus")
+        )
+    with pytest.raises(ValueError, match="report lead"):
+        make_report(labels, meas, np.random.default_rng(0), lead="axis")
+
+
+def test_build_config_refuses_an_unknown_report_lead():
+    from ecgvlm.errors import ECGVLMError
+    from ecgvlm.instruct.build import BuildConfig
+
+    assert BuildConfig(source="synth:4", report_lead="diagnosis").report_lead == "diagnosis"
+    with pytest.raises(ECGVLMError, match="report lead must be one of rhythm, diagnosis"):
+        BuildConfig(source="synth:4", report_lead="axis")

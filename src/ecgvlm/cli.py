@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": ("ecgvlm.train.cli", "LoRA / partial fine-tuning from a YAML recipe"),
     "merge": ("ecgvlm.train.cli_merge", "merge a LoRA adapter into its base for external engines"),
+    "card": ("ecgvlm.train.cli_card", "add `ecgvlm score` results to a model's card (README.md)"),
     "sweep": ("ecgvlm.train.sweep", "run a grid of training + evaluation points (ablations)"),
     "evaluate": ("ecgvlm.evaluate.cli_evaluate", "run a model over a test file and write predictions.jsonl"),
     "score": ("ecgvlm.evaluate.cli_score", "score predictions (ECGBench-compatible or strict)"),

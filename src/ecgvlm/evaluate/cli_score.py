@@ -51,7 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", required=True, help="predictions.jsonl from `ecgvlm evaluate`")
     parser.add_argument("--benchmark", required=True, choices=list(BENCHMARK_TASKS))
     parser.add_argument("--mode", choices=["ecgbench", "strict"], default="strict")
-    parser.add_argument("--out", help="metrics.json to write or merge into (default: beside the predictions)")
+    parser.add_argument(
+        "--out",
+        help="metrics.json to write or merge into, or a run folder to hold it (default: beside the predictions)",
+    )
     parser.add_argument("--val-predictions", help="validation predictions.jsonl (strict: threshold tuning)")
     parser.add_argument("--task", help="take rows with this task instead of the benchmark's default")
     parser.add_argument("--judge", choices=["findings", "llm"], default="findings", help="report judge")
@@ -208,6 +211,8 @@ def main(args: argparse.Namespace) -> int:
 
     mode, metrics = score_file(args)
     out = Path(args.out) if args.out else Path(args.predictions).with_name("metrics.json")
+    if out.is_dir():
+        out = out / "metrics.json"  # a run folder, as `ecgvlm evaluate --out` names it
     merge_metrics(out, args.benchmark, mode, metrics, str(args.predictions))
     print(_headline(args.benchmark, mode, metrics))
     for note in metrics.get("notes", []):

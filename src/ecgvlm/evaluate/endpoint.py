@@ -8,9 +8,13 @@ Superclass scores (``codes``): the request asks for ``logprobs`` with ``top_logp
 and at the answer's first token each code gets the log-probability of the alternative that is the
 longest prefix of it ("NORM" itself, or "ST" for "STTC" where the tokenizer splits it); the five
 are renormalised. This is local ``--scores codes`` (the first-token probability of each code,
-renormalised over the five), computed from what the server reports. A row whose reply has no
-logprobs, or lacks an alternative for some code, gets ``scores: null`` and ``scores_missing`` with
-the reason; strict scoring then names those rows in its notes instead of inventing values.
+renormalised over the five), computed from what the server reports. A confident model can push a
+code out of the alternatives a server returns (OpenAI caps them at 20): such a code's probability is
+at most that of the least likely alternative returned, so it is scored at that bound and the row
+says so in ``scores_bounded``; the codes' ranking holds, the bounded values are upper bounds. A
+row whose reply has no logprobs, or none of the codes among its alternatives, gets
+``scores: null`` and ``scores_missing`` with the reason; strict scoring then names those rows in
+its notes instead of inventing values.
 
 A request that fails for good (a 4xx, or every retry used up) writes the row with an empty
 prediction and ``error``; a rerun asks those rows again. Rows are written in chunks, in row order,
@@ -59,11 +63,13 @@ def row_messages(row: dict, image_url: str) -> list[dict]:
     return [{"role": "user", "content": parts}]
 
 
-def code_scores(choice: dict, codes: tuple[str, ...]) -> tuple[dict[str, float] | None, str | None]:
-    """(scores, None) from a reply choice's first-token alternatives, or (None, why not)."""
+def code_scores(
+    choice: dict, codes: tuple[str, ...]
+) -> tuple[dict[str, float] | None, str | None, list[str]]:
+    """(scores, None, bounded codes) from a reply choice's first-token alternatives, or (None, why not, [])."""
     content = ((choice.get("logprobs") or {}).get("content")) if isinstance(choice, dict) else None
     if not isinstance(content, list) or not content or not isinstance(content[0], dict):
-        return None, "the endpoint returned no logprobs"
+        return None, "the endpoint returned no logprobs", []
     first = content[0]
     options: dict[str, float] = {}
     for alt in [first, *(first.get("top_logprobs") or [])]:
@@ -84,16 +90,20 @@ def code_scores(choice: dict, codes: tuple[str, ...]) -> tuple[dict[str, float] 
             if fits:
                 picked[code] = max(fits)[1]
                 break
-    missing = [c for c in codes if c not in picked]
-    if missing:
-        return None, (
-            f"no first-token alternative for {', '.join(missing)} among the {len(options)} the endpoint "
-            "returned (ask more with --top-logprobs)"
+    if not picked:
+        return (
+            None,
+            f"none of the codes among the {len(options)} first-token alternatives the endpoint returned",
+            [],
         )
+    bounded = [c for c in codes if c not in picked]
+    floor = min(options.values())
+    for code in bounded:
+        picked[code] = floor
     top = max(picked.values())
     weights = {c: math.exp(lp - top) for c, lp in picked.items()}
     total = sum(weights.values())
-    return {c: round(w / total, 6) for c, w in weights.items()}, None
+    return {c: round(weights[c] / total, 6) for c in codes}, None, bounded
 
 
 def ask_row(
@@ -126,10 +136,12 @@ def ask_row(
     text = choice["message"]["content"]
     if not want_scores:
         return prediction_record(row, text.strip(), None)
-    scores, why = code_scores(choice, SUPERCLASSES)
+    scores, why, bounded = code_scores(choice, SUPERCLASSES)
     record = prediction_record(row, text.strip(), scores)
     if why:
         record["scores_missing"] = why
+    if bounded:
+        record["scores_bounded"] = bounded
     return record
 
 

@@ -119,6 +119,12 @@ def score_strict(
             notes.append("thresholds are the default 0.5: pass --val-predictions to tune them")
         y_pred = y_score >= thresholds
         auc = auc_per_class(y_true, y_score)
+        n_bounded = sum(bool(r.get("scores_bounded")) for r in preds)
+        if n_bounded:
+            notes.append(
+                f"{n_bounded} of {len(preds)} rows scored some codes at an upper bound (not among the "
+                "first-token alternatives the endpoint returned; see 'scores_bounded' in the rows)"
+            )
         pred_source = "scores >= per-class threshold"
     else:
         thresholds = None

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ecgvlm.errors import ECGVLMError
+from ecgvlm.instruct.report import REPORT_LEADS
 from ecgvlm.instruct.tasks import TASKS, make_questions
 from ecgvlm.io import (
     atomic_open,
@@ -63,6 +64,7 @@ class BuildConfig:
     questions_per_record: int = 4
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     step_by_step: float = 0.0  # fraction of non-report answers in step-by-step form
+    report_lead: str = "rhythm"  # rhythm (PTB-XL's order) | diagnosis (statements and conclusion first)
     test_all_tasks: bool = True  # test records get one question of every task (complete evaluation)
     on_error: str = "raise"  # raise | skip (a record that cannot be read or rendered)
     image_format: str = "png"  # png | jpg (heavy augmentation makes PNGs large; JPEG is ~5x smaller)
@@ -85,6 +87,10 @@ class BuildConfig:
             raise ECGVLMError("questions per record must be >= 1")
         if not 0.0 <= self.step_by_step <= 1.0:
             raise ECGVLMError("step-by-step fraction must be in 0..1")
+        if self.report_lead not in REPORT_LEADS:
+            raise ECGVLMError(
+                f"report lead must be one of {', '.join(REPORT_LEADS)}, got {self.report_lead!r}"
+            )
         if self.image_format not in ("png", "jpg"):
             raise ECGVLMError(f"image format must be png or jpg, got {self.image_format!r}")
         if isinstance(self.sidecars, bool):  # the API took a bool before sidecars had two forms
@@ -267,7 +273,13 @@ def make_unit(cfg: BuildConfig, out: Path, key: str, record: ECGRecord) -> dict[
     n = None if (split == "test" and cfg.test_all_tasks) else cfg.questions_per_record
     # Separate streams for questions and looks, so changing one option does not reshuffle the other.
     qas = make_questions(
-        labels, measurements, cfg.tasks, n, record_rng(cfg.seed, rid, "questions"), cfg.step_by_step
+        labels,
+        measurements,
+        cfg.tasks,
+        n,
+        record_rng(cfg.seed, rid, "questions"),
+        cfg.step_by_step,
+        cfg.report_lead,
     )
     if not qas:
         # An unlabelled record without measurements: any answer would be invented. Not rendered.
@@ -385,7 +397,9 @@ def _check_config(out: Path, cfg: BuildConfig) -> None:
     want = {"format": FORMAT_VERSION, **asdict(cfg)}
     want = json.loads(json.dumps(want))
     if path.exists():
-        have = json.loads(path.read_text("utf-8"))
+        # A build from before an option existed was made with that option's default.
+        defaults = json.loads(json.dumps(asdict(BuildConfig(source=cfg.source))))
+        have = {**defaults, **json.loads(path.read_text("utf-8"))}
         if isinstance(have.get("sidecars"), bool):  # builds made when sidecars were only full JSON
             have["sidecars"] = "full" if have["sidecars"] else "none"
         if have != want:

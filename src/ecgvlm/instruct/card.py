@@ -90,6 +90,45 @@ def _table(title: str, rows: dict[str, dict[str, int]], names: dict[str, str] | 
     return lines
 
 
+# The file of each split and its name on a hub ("val" is "validation" there, as datasets names it).
+HUB_SPLITS = {"train": "train", "val": "validation", "test": "test"}
+
+# `image` is relative to this folder, so the loader joins it before decoding (tests run this block).
+LOADING = [
+    "## Load",
+    "",
+    "```python",
+    "from pathlib import Path",
+    "",
+    "import datasets",
+    "",
+    'root = Path("path/to/this/folder")',
+    "ds = datasets.load_dataset(str(root))  # the splits of the `configs` block above",
+    'ds = ds.map(lambda row: {"image": str(root / row["image"])})  # paths are relative to this folder',
+    'ds = ds.cast_column("image", datasets.Image())',
+    'page = ds["train"][0]["image"]  # a PIL.Image',
+    "```",
+    "",
+    'Or `ecgvlm.instruct.reader.iter_rows("train.json")`.',
+]
+
+
+def front_matter(rows: dict[str, int], source: str) -> list[str]:
+    """The YAML header hubs and ``datasets.load_dataset(FOLDER)`` read: one config, a split per
+    non-empty file (an empty JSON list is not a loadable split)."""
+    import yaml
+
+    files = [{"split": HUB_SPLITS[s], "path": f"{s}.json"} for s in SPLITS if rows.get(s, 0)]
+    meta = {
+        "configs": [{"config_name": "default", "data_files": files}],
+        "task_categories": ["image-text-to-text"],
+        "tags": ["ecg", "electrocardiogram", "medical", "ecgvlm"]
+        + (["synthetic"] if source.startswith("synth") else []),
+        "pretty_name": "ECG instruction dataset (ecgvlm)",
+    }
+    return ["---", yaml.safe_dump(meta, sort_keys=False).rstrip(), "---", ""]
+
+
 def render_card(counts: dict[str, Any], config: Any, command: str | None) -> str:
     from ecgvlm.instruct.tasks import SUPERCLASS_NAMES
 
@@ -98,6 +137,7 @@ def render_card(counts: dict[str, Any], config: Any, command: str | None) -> str
     total_recs = sum(counts["records"].values())
     cfg = asdict(config)
     out = [
+        *front_matter(counts["rows"], str(cfg["source"])),
         "# ECG instruction dataset",
         "",
         "ECGInstruct-format rows (`id`, `image`, `conversations` with `from: human|gpt`, `metadata`)",
@@ -105,8 +145,9 @@ def render_card(counts: dict[str, Any], config: Any, command: str | None) -> str
         "Every answer is derived from the record's SCP labels and measurements; `metadata.gold` holds",
         "the label set, the measurements and the machine-readable answer in every split.",
         "",
-        'Load with `datasets.load_dataset("json", data_files={"train": "train.json", ...})`',
-        'or `ecgvlm.instruct.reader.iter_rows("train.json")`.',
+        "Synthetic or research ECGs rendered as printouts: for research, **not for clinical use**.",
+        "",
+        *LOADING,
         "",
         "## Command",
         "",

@@ -120,6 +120,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="answer step by step (all answers, or this fraction of them)",
     )
     b.add_argument(
+        "--report-lead",
+        choices=["rhythm", "diagnosis"],
+        default="rhythm",
+        help="what a report starts with: the rhythm, as PTB-XL's reports do (default), or the diagnostic "
+        "statements and conclusion (a small model then names the diagnosis where it reads the page best)",
+    )
+    b.add_argument(
         "--test-sample",
         action="store_true",
         help="test records get --questions-per-record questions too (default: one per task)",
@@ -203,6 +210,7 @@ def _build(args: argparse.Namespace) -> int:
         questions_per_record=args.questions_per_record,
         split=_split(args.split),
         step_by_step=args.step_by_step,
+        report_lead=args.report_lead,
         test_all_tasks=not args.test_sample,
         on_error=args.on_error,
         image_format=args.image_format,

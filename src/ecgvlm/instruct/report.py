@@ -117,6 +117,9 @@ ISCHEMIA = ("ISC_", "ISCAL", "ISCIN", "ISCIL", "ISCAS", "ISCLA", "ISCAN")
 STT = ("STD_", "STE_", "NST_", "NDT", "NT_", "INVT", "LOWT", "TAB_", "DIG", "LNGQT", "EL", "ANEUR")
 ORDER = AV + ATRIA + CONDUCTION + VOLTAGE + QRS_FORM + INFARCT + INJURY + ISCHEMIA + STT
 
+# Where a report starts: the rhythm (PTB-XL's order) or the diagnostic statements and conclusion.
+REPORT_LEADS = ("rhythm", "diagnosis")
+
 # Axis bands (degrees) and their words; the band is read from the measured axis.
 AXIS_PHRASES: dict[str, tuple[str, ...]] = {
     "normal": ("normal axis", "normal axis type", "normal QRS axis"),
@@ -154,11 +157,20 @@ def _signed(v: int) -> str:
     return f"+{v}" if v > 0 else str(v)
 
 
-def make_report(labels: dict[str, float], measurements: dict[str, float], rng: np.random.Generator) -> Report:
-    """A clinical report stating exactly the record's SCP statements (and chosen measurements)."""
+def make_report(
+    labels: dict[str, float], measurements: dict[str, float], rng: np.random.Generator, lead: str = "rhythm"
+) -> Report:
+    """A clinical report stating exactly the record's SCP statements (and chosen measurements).
+
+    ``lead="diagnosis"`` puts the diagnostic statements and the conclusion first, then rhythm,
+    axis and intervals; the words and the random draws are the same as the default order's.
+    """
+    if lead not in REPORT_LEADS:
+        raise ValueError(f"report lead must be one of {REPORT_LEADS}, got {lead!r}")
     present = set(labels)
     parts: list[str] = []
     stated: list[str] = []
+    stated_part: list[int] = []  # the part each stated code is in, to keep ``codes`` in text order
     numbers: dict[str, int] = {}
 
     def add(code: str) -> None:
@@ -172,6 +184,7 @@ def make_report(labels: dict[str, float], measurements: dict[str, float], rng: n
             phrase = _pick(rng, ("probable ", "likely ")) + phrase
         parts.append(phrase)
         stated.append(code)
+        stated_part.append(len(parts) - 1)
 
     ectopy = [c for c in ECTOPY if c in present]
     ectopy_first = bool(rng.random() < 0.5)
@@ -207,9 +220,11 @@ def make_report(labels: dict[str, float], measurements: dict[str, float], rng: n
             numbers["axis"] = deg
             text += f" ({_signed(deg)} degrees)"
         parts.append(text)
+    first_dx = len(parts)
     for c in ORDER[len(AV + ATRIA) :]:
         if c in present:
             add(c)
+    last_dx = len(parts)
 
     if rng.random() < 0.35:
         iv = []
@@ -223,12 +238,23 @@ def make_report(labels: dict[str, float], measurements: dict[str, float], rng: n
 
     abnormal = [c for c in present if c in PHRASES and c not in RHYTHM and c != "NORM"]
     abnormal += [c for c in present if c in ("SBRAD", "STACH", "AFIB", "AFLT", "SVTAC", "PSVT", "SVARR")]
+    before_end = len(parts)
     if "NORM" in present:
         stated.append("NORM")
+        stated_part.append(len(parts))
         parts.append("otherwise normal ECG" if abnormal else "normal ECG")
     elif abnormal and rng.random() < 0.5:
         parts.append(_pick(rng, ("abnormal ECG", "pathological ECG")))
 
+    if lead == "diagnosis":
+        order = [
+            *range(first_dx, last_dx),
+            *range(before_end, len(parts)),
+            *range(first_dx),
+            *range(last_dx, before_end),
+        ]
+        parts = [parts[i] for i in order]
+        stated = [c for _, c in sorted(zip((order.index(i) for i in stated_part), stated))]
     if not parts:
         parts.append("no SCP statement coded for this ECG")
     if rng.random() < 0.5:

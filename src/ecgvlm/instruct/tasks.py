@@ -90,11 +90,11 @@ REPORT_Q = (
 
 
 def report_task(
-    labels: dict[str, float], measurements: dict[str, float], rng: np.random.Generator
+    labels: dict[str, float], measurements: dict[str, float], rng: np.random.Generator, lead: str = "rhythm"
 ) -> QA | None:
     if not known_codes(labels):
         return None  # a report of an unlabelled record would have to invent its findings
-    rep = make_report(labels, measurements, rng)
+    rep = make_report(labels, measurements, rng, lead=lead)
     gold = {"answer": rep.text, "stated_codes": rep.codes, "axis_band": rep.axis, "numbers": rep.numbers}
     return QA("report", _pick(rng, REPORT_Q), rep.text, gold)
 
@@ -339,11 +339,12 @@ def make_questions(
     n: int | None,
     rng: np.random.Generator,
     step_fraction: float = 0.0,
+    report_lead: str = "rhythm",
 ) -> list[QA]:
     """``n`` questions drawn over ``tasks`` (each task once before any repeats); ``n=None``: one per task.
 
     Tasks the record cannot answer are skipped. A fraction ``step_fraction`` of answers get the
-    step-by-step form.
+    step-by-step form; reports start as ``report_lead`` says (see ``make_report``).
     """
     if n is None:
         plan = list(tasks)
@@ -357,7 +358,10 @@ def make_questions(
     for task in plan:
         if len(out) >= want:
             break
-        qa = TASK_FUNCS[task](labels, measurements, rng)
+        if task == "report":
+            qa = report_task(labels, measurements, rng, report_lead)
+        else:
+            qa = TASK_FUNCS[task](labels, measurements, rng)
         if qa is None or any(q.question == qa.question and q.answer == qa.answer for q in out):
             continue
         if step_fraction > 0 and task != "report" and rng.random() < step_fraction:

@@ -119,3 +119,34 @@ def load_partial(model, file: str | Path) -> None:
     with torch.no_grad():
         for k, v in tensors.items():
             params[k].copy_(v.to(params[k].dtype))
+
+
+_SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F64": "float64"}
+
+
+def stored_dtype(path: str | Path) -> str:
+    """The floating dtype most of a checkpoint's tensors are stored in ("bfloat16", "float16", ...),
+    read from the safetensors headers (no weights are loaded)."""
+    import struct
+    from collections import Counter
+
+    path = _check_dir(path)
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted({path / f for f in json.loads(index.read_text())["weight_map"].values()})
+    else:
+        files = [path / "model.safetensors"]
+    counts: Counter = Counter()
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                header = json.loads(fh.read(n))
+        except (OSError, struct.error, ValueError) as e:
+            raise ECGVLMError(f"cannot read the safetensors header ({e})", f) from None
+        for name, t in header.items():
+            if name != "__metadata__" and t["dtype"] in _SAFETENSORS_DTYPES:
+                counts[_SAFETENSORS_DTYPES[t["dtype"]]] += 1
+    if not counts:
+        raise ECGVLMError("no floating-point tensors in the checkpoint", path)
+    return counts.most_common(1)[0][0]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.io import atomic_write_json, share_files
+from ecgvlm.model.tokenizer import make_tokenizer_portable
 
 # Tiny geometries (all the real Mllama structure: local + gated global vision layers, intermediate
 # features, cross-attention). Chosen by pilot runs, see tiny_base/MODEL_CARD.md.
@@ -369,6 +370,7 @@ def export(model, processor, init: Path, out: Path, cfg, total, wall, log, score
     model.to("cpu").to(torch.float16).save_pretrained(tmp, safe_serialization=True)
     model.to(torch.float32)
     processor.save_pretrained(tmp)
+    make_tokenizer_portable(tmp)  # as shipped: transformers 4.45+ loads it too
     for name in ("ecgvlm_tiny.json",):
         shutil.copy(init / name, tmp / name)
     correct = sum(c for c, _ in scores.values())

@@ -121,7 +121,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0, vocab_size: int = 2048, **ove
     from transformers import MllamaForConditionalGeneration, MllamaProcessor
     from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
 
-    from ecgvlm.model.tokenizer import IMAGE_TOKEN, train_tokenizer
+    from ecgvlm.model.tokenizer import IMAGE_TOKEN, make_tokenizer_portable, train_tokenizer
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +162,7 @@ def build_tiny(out_dir: str | Path, seed: int = 0, vocab_size: int = 2048, **ove
         image_processor=image_processor, tokenizer=tok, chat_template=tok.chat_template
     )
     processor.save_pretrained(out_dir)
+    make_tokenizer_portable(out_dir)
     share_files(out_dir)
     import shutil
 

@@ -115,3 +115,30 @@ def train_tokenizer(out_dir: str | Path, vocab_size: int = 2048):
     )
     fast.save_pretrained(str(out_dir))
     return fast
+
+
+# transformers 5 saves its fast tokenizer as "TokenizersBackend", a class 4.x does not have
+# (AutoTokenizer fails: "Tokenizer class TokenizersBackend does not exist"). Both read
+# "PreTrainedTokenizerFast" (5.x aliases it to the same backend) and a chat template kept in
+# tokenizer_config.json (4.45 does not read chat_template.jinja).
+PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+
+
+def make_tokenizer_portable(folder: str | Path) -> None:
+    """Rewrite ``folder/tokenizer_config.json`` so transformers 4.45+ and 5.x both load it."""
+    import json
+
+    from ecgvlm.io import atomic_write_json
+
+    folder = Path(folder)
+    path = folder / "tokenizer_config.json"
+    if not path.is_file():
+        return
+    doc = json.loads(path.read_text("utf-8"))
+    if doc.get("tokenizer_class") in ("TokenizersBackend", None):
+        doc["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
+    doc.pop("backend", None)  # a 5.x-only init argument
+    template = folder / "chat_template.jinja"
+    if "chat_template" not in doc and template.is_file():
+        doc["chat_template"] = template.read_text("utf-8")
+    atomic_write_json(path, doc)

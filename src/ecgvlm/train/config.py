@@ -27,6 +27,9 @@ class ModelCfg:
     qlora: bool = False  # 4-bit base via bitsandbytes (GPU only)
     attn: str = "sdpa"
     max_num_tiles: int | None = None  # e.g. 1: drop padded tiles of 1-tile data (see model.tiles)
+    hub_id: str | None = (
+        None  # the base's hub id for model cards (e.g. meta-llama/Llama-3.2-11B-Vision-Instruct)
+    )
 
 
 @dataclass
@@ -68,6 +71,11 @@ class TrainCfg:
     save_every: int = 100
     keep_checkpoints: int = 2
     threads: int | None = None
+    eval_every: int = (
+        0  # steps between validation losses (data.val); the best adapter goes to best/. 0: at the end only
+    )
+    eval_auc: bool = False  # with each validation: a quick superclass ranking AUC (first 200 superclass rows)
+    report_to: str = "tensorboard"  # tensorboard | wandb | mlflow | none (accelerate's trackers)
 
 
 @dataclass
@@ -125,10 +133,12 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "train.save_every": (0, float("inf"), True, True),
     "train.keep_checkpoints": (1, float("inf"), True, True),
     "train.threads": (1, float("inf"), True, True),
+    "train.eval_every": (0, float("inf"), True, True),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "tuning": ("paper", "language", "partial", "regex"),
     "train.precision": ("auto", "bf16", "fp32"),
+    "train.report_to": ("tensorboard", "wandb", "mlflow", "none"),
 }
 
 

@@ -22,8 +22,13 @@ import torch.nn.functional as F
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.io import atomic_write_json, atomic_write_text, share_files
+from ecgvlm.model.card import write_model_card
+from ecgvlm.model.tokenizer import make_tokenizer_portable
 from ecgvlm.outputs import claim_output_dir
-from ecgvlm.train.config import RecipeCfg, to_yaml
+from ecgvlm.train.cards import adapter_card_info
+from ecgvlm.train.config import RecipeCfg, to_dict, to_yaml
+from ecgvlm.train.tracking import accelerator_kwargs, check_tracker, flat_config, start_trackers
+from ecgvlm.train.validation import evaluate_loss, save_best, superclass_auc
 
 IGNORE = -100
 
@@ -169,25 +174,16 @@ def causal_lm_loss(model, batch: dict, label_logits_only: bool = True) -> torch.
     return F.cross_entropy(logits.float(), target[target != IGNORE])
 
 
-@torch.no_grad()
-def evaluate_loss(
-    model, data, collate, batch_size: int, device, precision: str, label_logits_only: bool
-) -> float:
-    """Mean per-batch answer loss over a dataset, in file order (dropout off)."""
-    was_training = model.training
-    model.eval()
-    losses = []
-    for i in range(0, len(data), batch_size):
-        batch = {
-            k: v.to(device)
-            for k, v in collate([data[j] for j in range(i, min(i + batch_size, len(data)))]).items()
-        }
-        if precision == "bf16":
-            batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            losses.append(float(causal_lm_loss(model, batch, label_logits_only)))
-    model.train(was_training)
-    return sum(losses) / max(1, len(losses))
+def trainable_digest(model) -> str:
+    """sha256 over the trainable tensors (by name, fp32 bytes): equal weights, equal digest."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.named_parameters()):
+        if p.requires_grad:
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def peak_memory_gib() -> float:
@@ -215,14 +211,9 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         torch.set_num_threads(cfg.train.threads)
     if not cfg.data.train:
         raise ECGVLMError("data.train is not set (the instruction file to train on)")
-    # no --overwrite here: under `accelerate launch` every process claims, and emptying the folder
-    # in one would race the others; a run to replace goes to a new output_dir
-    out = claim_output_dir(cfg.output_dir, "train", legacy=["checkpoints"])
-    ckpt_dir = out / "checkpoints"
-    if not resume and latest_checkpoint(ckpt_dir):
-        raise ECGVLMError(
-            "holds checkpoints of an earlier run: pass --resume, or choose a new output_dir", out
-        )
+    if cfg.train.eval_every and not cfg.data.val:
+        raise ECGVLMError("train.eval_every needs data.val (the validation file)")
+    check_tracker(cfg.train.report_to)
     precision = resolve_precision(cfg)
     if precision == "bf16" and not torch.cuda.is_available():
         print("note: bf16 on CPU is several times slower than fp32")
@@ -231,10 +222,22 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         mixed_precision="bf16" if precision == "bf16" else "no",
         gradient_accumulation_steps=cfg.train.grad_accum,
         deepspeed_plugin=plugin,
-        log_with=None,
+        # accelerate treats a multi-process launch without GPUs as one process each unless told
+        # cpu=True (then it joins them over gloo); single-process runs keep its device choice
+        cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
+        **accelerator_kwargs(cfg.train.report_to, Path(cfg.output_dir)),
     )
+    # Rank 0 claims the folder and builds anything shared (the tiny base) first; the others wait at
+    # a barrier, then find both done. No --overwrite here: emptying the folder would race them.
+    with accelerator.main_process_first():
+        out = claim_output_dir(cfg.output_dir, "train", legacy=["checkpoints"])
+        ckpt_dir = out / "checkpoints"
+        if not resume and latest_checkpoint(ckpt_dir):
+            raise ECGVLMError(
+                "holds checkpoints of an earlier run: pass --resume, or choose a new output_dir", out
+            )
+        base_dir = base_model_dir(cfg, out)
     seed_everything(cfg.train.seed)
-    base_dir = base_model_dir(cfg, out)
     processor = load_processor(base_dir)
     model = load_base(cfg, base_dir, precision, accelerator.device.type)
     if cfg.model.max_num_tiles:
@@ -251,6 +254,11 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         cfg.data.train, processor.tokenizer, cfg.data.max_len, cfg.data.sources, cfg.data.image_root
     )
     collate = Collator(processor)
+    val = None
+    if cfg.data.val:
+        val = InstructDataset(
+            cfg.data.val, processor.tokenizer, cfg.data.max_len, cfg.data.sources, cfg.data.image_root
+        )
     opening = data.curriculum(cfg.data.curriculum, cfg.train.batch_size * accelerator.num_processes)
     world, rank = accelerator.num_processes, accelerator.process_index
     global_batch = cfg.train.batch_size * world
@@ -277,13 +285,65 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         else:
             position, log = load_checkpoint(last, accelerator.unwrap_model(model), optimizer, scheduler)
             accelerator.print(f"resumed from {last.name}")
-    atomic_write_text(out / "config.yaml", to_yaml(cfg))
-
-    writer = None
     if accelerator.is_main_process:
-        from torch.utils.tensorboard import SummaryWriter
+        atomic_write_text(out / "config.yaml", to_yaml(cfg))
+    start_trackers(accelerator, cfg.train.report_to, out, flat_config(to_dict(cfg)))
 
-        writer = SummaryWriter(str(out / "tensorboard"))
+    def save_weights(folder: Path) -> None:
+        """The trained weights, the processor (tokenizer readable by transformers 4.45+ and 5.x) and
+        the tile setting into ``folder`` (main process)."""
+        final = accelerator.unwrap_model(model)
+        if cfg.tuning == "partial":
+            from safetensors.torch import save_file
+
+            trained = {
+                n: p.detach().contiguous().cpu() for n, p in final.named_parameters() if p.requires_grad
+            }
+            save_file(trained, str(folder / PARTIAL_WEIGHTS))
+            atomic_write_json(
+                folder / "partial_config.json",
+                {"base_model_name_or_path": str(base_dir), "tuning": "partial", "tensors": len(trained)},
+            )
+        else:
+            final.save_pretrained(str(folder), safe_serialization=True)
+            (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty template; our card replaces it
+        processor.save_pretrained(str(folder))
+        make_tokenizer_portable(folder)
+        if cfg.model.max_num_tiles:  # evaluate/serve must shrink the base the same way
+            atomic_write_json(folder / "ecgvlm_model.json", {"max_num_tiles": cfg.model.max_num_tiles})
+        share_files(folder)
+
+    def validate() -> float:
+        """Validation loss (all processes); keeps the best adapter in best/ (main process)."""
+        loss = evaluate_loss(
+            model,
+            val,
+            collate,
+            cfg.train.batch_size,
+            accelerator.device,
+            precision,
+            cfg.train.label_logits_only,
+            accelerator,
+        )
+        accelerator.print(f"step {position['step']}: validation loss {loss:.4f}")
+        accelerator.log({"val/loss": loss}, step=position["step"])
+        if log and log[-1]["step"] == position["step"]:
+            log[-1]["val_loss"] = loss  # kept with the step (checkpoints and train_log.jsonl carry it)
+        if cfg.train.eval_auc and accelerator.is_main_process:  # quick and rank 0 only: no reduce
+            auc = superclass_auc(
+                accelerator.unwrap_model(model), processor, val, accelerator.device, precision
+            )
+            if auc is not None:
+                accelerator.print(f"step {position['step']}: validation superclass AUC {auc:.4f}")
+                accelerator.log({"val/superclass_auc": auc}, step=position["step"])
+                if log and log[-1]["step"] == position["step"]:
+                    log[-1]["val_superclass_auc"] = auc
+        if cfg.train.eval_every and loss < position.get("best_val_loss", float("inf")):
+            position["best_val_loss"], position["best_step"] = loss, position["step"]
+            if accelerator.is_main_process:
+                save_best(out, save_weights, position["step"], loss)
+        accelerator.wait_for_everyone()
+        return loss
 
     def checkpoint() -> None:
         if plugin is not None:
@@ -317,7 +377,8 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         total=total_steps, initial=position["step"], desc="train", disable=not accelerator.is_main_process
     )
     t0, seen = time.perf_counter(), 0
-    micro = 0
+    # the logged loss: the mean over the accumulated micro-batches and over the processes
+    acc_loss, acc_n = torch.zeros((), dtype=torch.float64, device=accelerator.device), 0
     while position["step"] < total_steps:
         batches = epoch_batches(
             len(data),
@@ -346,22 +407,29 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
                 optimizer.zero_grad(set_to_none=True)
             position["batch"] += 1
             seen += len(idx)
-            micro += 1
+            acc_loss += loss.detach().double()
+            acc_n += 1
             if accelerator.sync_gradients:
                 scheduler.step()
                 position["step"] += 1
                 bar.update(1)
+                step_loss = accelerator.reduce(acc_loss / acc_n, reduction="mean")
+                acc_loss, acc_n = torch.zeros_like(acc_loss), 0
                 entry = {
                     "step": position["step"],
                     "epoch": position["epoch"],
-                    "loss": float(loss.detach()),
+                    "loss": float(step_loss),
                     "lr": scheduler.get_last_lr()[0],
                 }
                 log.append(entry)
                 bar.set_postfix(loss=f"{entry['loss']:.4f}")
-                if writer and position["step"] % cfg.train.log_every == 0:
-                    writer.add_scalar("train/loss", entry["loss"], position["step"])
-                    writer.add_scalar("train/lr", entry["lr"], position["step"])
+                if position["step"] % cfg.train.log_every == 0:
+                    accelerator.log(
+                        {"train/loss": entry["loss"], "train/lr": entry["lr"]}, step=entry["step"]
+                    )
+                every = cfg.train.eval_every
+                if every and position["step"] % every == 0 and position["step"] < total_steps:
+                    validate()  # (the last step is validated below, once)
                 if cfg.train.save_every and position["step"] % cfg.train.save_every == 0:
                     checkpoint()
         if position["batch"] >= len(batches):
@@ -369,71 +437,56 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
             position["batch"] = 0
     bar.close()
     wall = time.perf_counter() - t0
-    val_loss = None
-    if cfg.data.val:
-        val = InstructDataset(
-            cfg.data.val, processor.tokenizer, cfg.data.max_len, cfg.data.sources, cfg.data.image_root
-        )
-        val_loss = evaluate_loss(
-            model,
-            val,
-            collate,
-            cfg.train.batch_size,
-            accelerator.device,
-            precision,
-            cfg.train.label_logits_only,
-        )
-        accelerator.print(f"validation loss {val_loss:.4f}")
-        if writer:
-            writer.add_scalar("val/loss", val_loss, position["step"])
+    val_loss = validate() if val is not None else None
+    from accelerate.utils import gather_object
+
+    digests = gather_object([trainable_digest(accelerator.unwrap_model(model))])
 
     # ---- save
     if accelerator.is_main_process:
-        final = accelerator.unwrap_model(model)
         tmp = out / ".final.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        if cfg.tuning == "partial":
-            from safetensors.torch import save_file
-
-            tmp.mkdir()
-            trained = {
-                n: p.detach().contiguous().cpu() for n, p in final.named_parameters() if p.requires_grad
-            }
-            save_file(trained, str(tmp / PARTIAL_WEIGHTS))
-            atomic_write_json(
-                tmp / "partial_config.json",
-                {"base_model_name_or_path": str(base_dir), "tuning": "partial", "tensors": len(trained)},
-            )
-        else:
-            final.save_pretrained(str(tmp), safe_serialization=True)
-        processor.save_pretrained(str(tmp))
-        if cfg.model.max_num_tiles:  # evaluate/serve must shrink the base the same way
-            atomic_write_json(tmp / "ecgvlm_model.json", {"max_num_tiles": cfg.model.max_num_tiles})
-        share_files(tmp)
+        tmp.mkdir()
+        save_weights(tmp)
         for f in tmp.iterdir():
             os.replace(f, out / f.name)
         tmp.rmdir()
         from ecgvlm.io import write_jsonl
 
         write_jsonl(out / "train_log.jsonl", log)
-        atomic_write_json(
-            out / "train_summary.json",
-            {
-                "trainable": summary,
-                "trainable_params": n_trainable,
-                "total_params": n_total,
-                "engine": str(accelerator.distributed_type),
-                "peak_mem_gib": round(peak_memory_gib(), 3),
-                "val_loss": val_loss,
-                "steps": position["step"],
-                "wall_s": round(wall, 2),
-                "samples_per_s": round(seen / wall, 3) if wall > 0 else None,
-                "final_loss": log[-1]["loss"] if log else None,
-                # what the model learned to answer; the interpreter asks only these kinds of question
-                "tasks": data.task_counts(),
-            },
-        )
-        if writer:
-            writer.close()
+        summary_doc = {
+            "trainable": summary,
+            "trainable_params": n_trainable,
+            "total_params": n_total,
+            "engine": str(accelerator.distributed_type),
+            "peak_mem_gib": round(peak_memory_gib(), 3),
+            "val_loss": val_loss,
+            "steps": position["step"],
+            "wall_s": round(wall, 2),
+            "samples_per_s": round(seen / wall, 3) if wall > 0 else None,
+            "final_loss": log[-1]["loss"] if log else None,
+            # what the model learned to answer; the interpreter asks only these kinds of question
+            "tasks": data.task_counts(),
+            "world_size": world,
+            # every process's trainable weights at the end (equal: DDP keeps them in step)
+            "weights_sha256": digests,
+            "best": {"step": position["best_step"], "val_loss": position["best_val_loss"]}
+            if "best_step" in position
+            else None,
+        }
+        atomic_write_json(out / "train_summary.json", summary_doc)
+        card = adapter_card_info(cfg, base_dir, summary_doc, world, len(data))
+        write_model_card(out, card)
+        if summary_doc["best"] and (out / "best").is_dir():  # the best adapter is shared too: its own card
+            best = summary_doc["best"]
+            card["name"] = f"{card['name']} (best of {position['step']} steps by validation loss)"
+            card["recipe"].update(
+                {"steps": best["step"], "final training loss": None, "validation loss (last)": None}
+            )
+            write_model_card(out / "best", card)
+    # close the trackers (flushes TensorBoard / W&B / MLflow); not end_training(), which would also
+    # destroy the process group that the caller's next run (a sweep) may still use
+    for tracker in accelerator.trackers:
+        tracker.finish()
     accelerator.wait_for_everyone()
     return out
