@@ -3,7 +3,8 @@
 Everything a real build does is timed: make the record, render the page, encode and write the
 PNG and its sidecar, make the questions, write the unit, assemble the splits and the card.
 Printed: a per-stage CPU breakdown for one core with the whole page (read + draw + encode + write)
-beside its parts and the compact sidecar's extra cost; then, for 1 and 2 workers, samples/s (wall)
+beside its parts and the compact sidecar's extra cost, next to matplotlib drawing a page in the
+same run and ECG-Image-Kit as measured in issue 20 (not rerun); then, for 1 and 2 workers, samples/s (wall)
 and samples per CPU second (this process and its workers), the 1 -> 2 scaling, and the projection
 for 1M samples on 16 cores from the CPU rate. Target (issue 20): >= 9 samples per CPU second
 (1M samples in under 2 hours on 16 cores).
@@ -82,6 +83,17 @@ def main() -> None:
         f"WHOLE PAGE {whole:.1f} (read {ms['read']:.1f} + draw {ms['draw']:.1f} + PNG encode "
         f"{ms['encode']:.1f} + write {ms['write']:.1f}); compact sidecar {ms['sidecar']:.1f} more "
         f"(only with --sidecars); a whole dataset unit (its own page + questions) {ms['unit']:.1f}"
+    )
+    # The references: matplotlib drawing a 200-dpi page in this run, ECG-Image-Kit as issue 20 measured it.
+    from render_speed import EIK_HEAVY_MS, EIK_PLAIN_MS, matplotlib_page
+
+    matplotlib_page(rec)  # import and font cache
+    mpl = 1000 * min(matplotlib_page(rec)[3] for _ in range(2))
+    print(
+        f"references, CPU ms per page: matplotlib draw + PNG (this run, 200 dpi) {mpl:.0f} "
+        f"({mpl / whole:.1f}x the whole page above); ECG-Image-Kit {EIK_PLAIN_MS:,.0f} plain / "
+        f"{EIK_HEAVY_MS:,.0f} heavy as measured in issue 20 at its commit 27b90f5, not this run "
+        f"(its plain page costs {EIK_PLAIN_MS / whole:.0f}x the light page above)"
     )
 
     rates, cpu_rates = {}, {}
