@@ -216,7 +216,7 @@ def test_save_writes_image_and_sidecar(tmp_path):
     out = page.save(tmp_path / "p.png")
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["image"] == "p.png" and side["width"] == 2200 and side["height"] == 1700
-    assert out.with_suffix(".json").stat().st_size < 60_000  # compact: ~35 kB
+    assert out.with_suffix(".json").stat().st_size < 60_000  # compact: ~40 kB
     assert "x" not in side["leads"][0]
     img = cv2.imread(str(out))[..., ::-1]
     assert np.array_equal(img, page.array)

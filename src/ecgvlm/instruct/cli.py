@@ -145,7 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         choices=["compact", "full"],
         help="also write each page's sidecar JSON (pixel of every sample): compact (the default form, "
-        "~35 kB a page, read with ecgvlm.render.load_sidecar) or full (plain JSON, ~300 kB)",
+        "~40 kB a page, read with ecgvlm.render.load_sidecar) or full (plain JSON, ~300 kB)",
     )
     b.add_argument("--no-progress", action="store_true")
 

@@ -10,7 +10,7 @@ interrupted run resumes):
 
 The sidecar (FILE with .json) lists page size, dpi, px per mm, speed, gain, each lead's box, time
 window and sample pixels (after any rotation/perspective), calibration pulses and the homography.
-The sample pixels are packed (compact, ~35 kB a page; ecgvlm.render.load_sidecar reads them back);
+The sample pixels are packed (compact, ~40 kB a page; ecgvlm.render.load_sidecar reads them back);
 --sidecar full writes them as plain JSON numbers (~300 kB).
 Layouts: 3x4+1 (default), 3x4+3, 6x2, 12x1, 1x1. Presets: none, light, heavy.
 """
