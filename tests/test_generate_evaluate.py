@@ -168,3 +168,24 @@ def test_evaluate_reads_a_real_synthetic_build(setup: dict, tmp_path: Path) -> N
     ]
     assert any(p["task"] == "superclass" for p in preds)
     assert all((p["scores"] is not None) == (p["task"] == "superclass") for p in preds)
+
+
+def test_slurm_array_shards_merged_equal_one_run(setup: dict, tmp_path: Path, monkeypatch, capsys) -> None:
+    rows = json.loads(setup["data"].read_text())
+    assert len(rows) > 2 * 4  # more than one batch per shard
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    for task in ("1", "0"):  # either order: the merge goes by the rows
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", task)
+        assert _evaluate(setup, tmp_path) == 0
+    assert "shard 0/2 from the Slurm job array" in capsys.readouterr().out
+    one = (tmp_path / "predictions.shard-1-of-2.jsonl").read_bytes()
+    assert 0 < len(one.splitlines()) < len(rows)
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID")
+    assert cli(["evaluate", "--merge", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "predictions.jsonl").read_bytes() == setup["ref"]
+    # a shard that has not finished is named, and nothing is merged
+    (tmp_path / "predictions.jsonl").unlink()
+    (tmp_path / "predictions.shard-1-of-2.jsonl").write_bytes(b"".join(one.splitlines(True)[:-1]))
+    assert cli(["evaluate", "--merge", "--out", str(tmp_path)]) == 2
+    assert "rerun the shard" in capsys.readouterr().err
+    assert not (tmp_path / "predictions.jsonl").exists()

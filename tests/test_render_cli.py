@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ecgvlm.cli import main as ecgvlm
-from ecgvlm.render import render
+from ecgvlm.render import load_sidecar, render
 
 REAL = Path(__file__).parent / "fixtures" / "real"
 readers = pytest.importorskip("ecgvlm.signals.readers")
@@ -22,14 +22,15 @@ def test_render_one_record(tmp_path, capsys):
         ["render", str(REAL / "wfdb_python_ptbdb" / "s0010_re"), "--out", str(out), "--augment", "light"]
     )
     assert rc == 0
-    side = json.loads(out.with_suffix(".json").read_text())
+    side = load_sidecar(out.with_suffix(".json"))
     assert side["fs"] == 1000.0 and side["record_seconds"] == 38.4
     assert len(side["leads"]) == 13 and len(side["leads"][0]["x"]) == 2500
-    first = out.read_bytes()
-    rc = ecgvlm(
-        ["render", str(REAL / "wfdb_python_ptbdb" / "s0010_re"), "--out", str(out), "--augment", "light"]
-    )
-    assert rc == 0 and out.read_bytes() == first  # same command, same bytes
+    first, first_side = out.read_bytes(), out.with_suffix(".json").read_bytes()
+    args = ["render", str(REAL / "wfdb_python_ptbdb" / "s0010_re"), "--out", str(out), "--augment", "light"]
+    assert ecgvlm(args) == 0 and out.read_bytes() == first  # same command, same bytes
+    assert out.with_suffix(".json").read_bytes() == first_side
+    assert ecgvlm([*args, "--sidecar", "full"]) == 0 and out.read_bytes() == first
+    assert json.loads(out.with_suffix(".json").read_text()) == side  # plain JSON: the same content
 
 
 def test_render_folder_resumes(tmp_path, capsys):

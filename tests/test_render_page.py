@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import cv2
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.render import LAYOUTS, RenderStyle, render
+from ecgvlm.render import LAYOUTS, RenderStyle, load_sidecar, render
 from ecgvlm.signals.record import LEADS, ECGRecord
 
 BLUE = (0, 0, 255)
@@ -58,12 +59,14 @@ def blue_ink(img: np.ndarray) -> np.ndarray:
     return (a[..., 2] - a[..., 0]) > 60
 
 
-def test_every_sample_pixel_has_ink_and_inverts_to_the_signal():
+def test_every_sample_pixel_has_ink_and_inverts_to_the_signal(tmp_path):
     rec = beat_record()
     for layout in LAYOUTS:
         style = RenderStyle(trace_color=BLUE)
         page = render(rec, layout=layout, style=style)
-        side = json.loads(json.dumps(page.sidecar))  # what a consumer of the .json sees
+        # what a consumer of the default (compact) sidecar file reads
+        side = load_sidecar(page.save(tmp_path / f"{layout}.png").with_suffix(".json"))
+        assert "samples" in json.loads((tmp_path / f"{layout}.json").read_text())
         ink = cv2.dilate(blue_ink(page.array).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # within 1 px
         ppmm, gain = side["px_per_mm"], side["gain_mm_mv"]
         assert abs(ppmm - 200 / 25.4) < 1e-6
@@ -213,7 +216,8 @@ def test_save_writes_image_and_sidecar(tmp_path):
     out = page.save(tmp_path / "p.png")
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["image"] == "p.png" and side["width"] == 2200 and side["height"] == 1700
-    assert out.with_suffix(".json").stat().st_size < 1_000_000
+    assert out.with_suffix(".json").stat().st_size < 60_000  # compact: ~40 kB
+    assert "x" not in side["leads"][0]
     img = cv2.imread(str(out))[..., ::-1]
     assert np.array_equal(img, page.array)
     page.save(tmp_path / "p.jpg")
@@ -221,6 +225,27 @@ def test_save_writes_image_and_sidecar(tmp_path):
     with pytest.raises(ECGVLMError):
         page.save(tmp_path / "p.gif")
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_compact_and_full_sidecars_read_back_the_same(tmp_path):
+    page = render(beat_record(seed=2), augment="heavy", seed=4)  # warped: negative and off-page pixels
+    compact = page.save(tmp_path / "c.png").with_suffix(".json")
+    full = page.save(tmp_path / "f.png", sidecar="full").with_suffix(".json")
+    expected = json.loads(json.dumps(page.sidecar))
+    assert load_sidecar(compact) == {**expected, "image": "c.png"}
+    assert load_sidecar(full) == {**expected, "image": "f.png"}
+    assert compact.stat().st_size * 5 < full.stat().st_size
+    assert compact.read_bytes() == page.save(tmp_path / "c.png").with_suffix(".json").read_bytes()
+    page.save(tmp_path / "n.png", sidecar="none")
+    assert not (tmp_path / "n.json").exists()
+    doc = json.loads(compact.read_text())
+    doc["samples"]["data"] = doc["samples"]["data"][:-8]
+    compact.write_text(json.dumps(doc))
+    with pytest.raises(ECGVLMError, match="c.json"):
+        load_sidecar(compact)
+    (tmp_path / "x.json").write_text("[1, 2]")
+    with pytest.raises(ECGVLMError, match="not a page sidecar"):
+        load_sidecar(tmp_path / "x.json")
 
 
 def test_bad_inputs_are_one_line_errors():
@@ -244,3 +269,25 @@ def test_sampled_styles_render():
         style = RenderStyle.sample(rng, dpi=60)
         page = render(rec, style=style, layout=str(rng.choice(LAYOUTS)))
         assert page.image.mode == "RGB" and page.image.size == (page.sidecar["width"], page.sidecar["height"])
+
+
+def test_png_writer_is_lossless_with_and_without_isal(monkeypatch):
+    from ecgvlm.render import png
+
+    rng = np.random.default_rng(0)
+    arrays = [
+        render(beat_record(), augment="heavy", seed=3, style=RenderStyle(dpi=60)).array,
+        rng.integers(0, 256, (37, 53, 3), dtype=np.uint8),  # every byte value, odd sizes
+        np.zeros((1, 1, 3), np.uint8),
+    ]
+    for a in arrays:
+        data = png.encode_png(a)
+        assert data == png.encode_png(a)  # deterministic
+        assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1], a)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            assert np.array_equal(np.asarray(im.convert("RGB")), a)
+    monkeypatch.setattr(png, "isal_zlib", None)
+    data = png.encode_png(arrays[0])
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1], arrays[0])

@@ -45,7 +45,10 @@ def mark(folder: Path, command: str) -> None:
 
 
 def _listing(folder: Path, limit: int = 5) -> tuple[list[str], bool]:
-    names = sorted(p.name for p in itertools.islice(folder.iterdir(), limit + 1))
+    # A marker being written (atomically, via a temporary file) by another task of the same job,
+    # e.g. Slurm array tasks starting together on one --out, does not make the folder someone else's.
+    found = (p.name for p in folder.iterdir() if not p.name.startswith(f"{MARKER}."))
+    names = sorted(itertools.islice(found, limit + 1))
     return names[:limit], len(names) > limit
 
 

@@ -13,6 +13,10 @@ in `scores_missing`; `ecgvlm score` then names those rows in its notes.
 Resumable: predictions are appended batch by batch; rerunning the same command skips the ids
 already written (a line cut by a kill is dropped), and the final file is the same as that of one
 uninterrupted run. --limit K answers only the first K selected rows; rerun without it to finish.
+On many GPUs: --shard i/n (or, inside a Slurm job array, the task's shard from
+SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT) answers every n-th batch into
+RUN/predictions.shard-i-of-n.jsonl; `ecgvlm evaluate --merge --out RUN` then writes the
+predictions.jsonl one process would have written (docs/scale.md).
 Over an endpoint, replies are cached (RUN/http-cache), failed requests are retried with backoff
 (honouring Retry-After) and, if they fail for good, written with `error` and asked again on the
 next run; RUN/endpoint_summary.json holds requests, retries, cache hits, tokens, time and cost.
@@ -25,6 +29,8 @@ examples:
       --data runs/ds/test.json --out runs/eval-qwen --concurrency 8
   OPENAI_API_KEY=sk-... ecgvlm evaluate --endpoint https://api.openai.com/v1 --served-model gpt-4o \\
       --api-key-env OPENAI_API_KEY --price-in 2.5 --price-out 10 --data runs/ds/test.json --out runs/eval-4o
+  ecgvlm evaluate --model runs/tiny --data runs/ds/test.json --out runs/eval --shard 0/4   (... 3/4)
+  ecgvlm evaluate --merge --out runs/eval
   ecgvlm score --predictions runs/eval-lora/predictions.jsonl --benchmark ptbxl-super --mode strict
 """
 
@@ -32,6 +38,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from ecgvlm.shards import shard_from_env
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,9 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--price-out", type=float, help="with --endpoint: USD per million completion tokens")
     parser.add_argument("--adapter", help="LoRA adapter or partial-tuning folder to apply to --model")
-    parser.add_argument(
-        "--data", required=True, help="test split (.json list or .jsonl); images relative to it"
-    )
+    parser.add_argument("--data", help="test split (.json list or .jsonl); images relative to it")
     parser.add_argument("--out", required=True, help="run folder: predictions.jsonl and run.json go here")
     parser.add_argument(
         "--overwrite",
@@ -90,6 +96,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument(
+        "--shard",
+        help="i/n: answer only every n-th batch from the i-th (default inside a Slurm job array: the "
+        "task's shard from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT); then --merge",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="join the shard files in --out into predictions.jsonl (the data file comes from run.json)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -97,6 +113,10 @@ def main(args: argparse.Namespace) -> int:
     from ecgvlm.errors import ECGVLMError
     from ecgvlm.evaluate.generate import read_rows, select_rows
 
+    if args.merge:
+        return _merge(Path(args.out))
+    if not args.data:
+        raise ECGVLMError("--data is required (the test split to answer)")
     if bool(args.model) == bool(args.endpoint):
         raise ECGVLMError("give either --model (a local model) or --endpoint (a served one)")
     # --limit 0 would answer nothing and still exit 0
@@ -109,11 +129,32 @@ def main(args: argparse.Namespace) -> int:
         raise ECGVLMError(f"no rows for tasks {tasks}", data)
     from ecgvlm.outputs import claim_output_dir
 
+    if getattr(args, "overwrite", False) and (args.shard or shard_from_env()):
+        raise ECGVLMError("--overwrite with a shard would empty the folder the other shards write into")
+
     # runs made before output markers existed are recognised by their run.json
     claim_output_dir(args.out, "evaluate", overwrite=getattr(args, "overwrite", False), legacy=["run.json"])
     if args.endpoint:
+        if args.shard or shard_from_env():
+            raise ECGVLMError("--shard is for local models; an endpoint takes --concurrency instead")
         return _main_endpoint(args, data, tasks, rows)
     return _main_local(args, data, tasks, rows)
+
+
+def _merge(out: Path) -> int:
+    import json
+
+    from ecgvlm.errors import ECGVLMError
+    from ecgvlm.evaluate.generate import PREDICTIONS, merge_predictions, read_rows, select_rows
+
+    try:
+        settings = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ECGVLMError("no readable run.json: not an `ecgvlm evaluate` run folder", out) from None
+    rows = select_rows(read_rows(settings["data"]), settings.get("tasks"))
+    n = merge_predictions(out, rows)
+    print(f"merged {n} predictions into {out / PREDICTIONS}")
+    return 0
 
 
 def _start_run(out: Path, settings: dict) -> None:
@@ -125,7 +166,8 @@ def _start_run(out: Path, settings: dict) -> None:
     from ecgvlm.io import atomic_write_json
 
     run_json = out / "run.json"
-    if run_json.exists() and (out / PREDICTIONS).exists():
+    started = (out / PREDICTIONS).exists() or any(out.glob("predictions.shard-*.jsonl"))
+    if run_json.exists() and started:
         try:
             before = json.loads(run_json.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -142,8 +184,9 @@ def _start_run(out: Path, settings: dict) -> None:
 def _main_local(args: argparse.Namespace, data: Path, tasks: list[str] | None, rows: list[dict]) -> int:
     import torch
 
-    from ecgvlm.evaluate.generate import PREDICTIONS, evaluate_rows
+    from ecgvlm.evaluate.generate import PREDICTIONS, evaluate_rows, shard_file
     from ecgvlm.model.load import load_model_and_processor
+    from ecgvlm.shards import resolve_shard
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -165,6 +208,9 @@ def _main_local(args: argparse.Namespace, data: Path, tasks: list[str] | None, r
             "scores": scores,
         },
     )
+    shard = resolve_shard(args.shard)
+    if shard is not None and args.shard is None:
+        print(f"shard {shard[0]}/{shard[1]} from the Slurm job array (SLURM_ARRAY_TASK_ID)")
     model, processor = load_model_and_processor(args.model, adapter=args.adapter, device=device)
     res = evaluate_rows(
         model,
@@ -177,9 +223,13 @@ def _main_local(args: argparse.Namespace, data: Path, tasks: list[str] | None, r
         limit=args.limit,
         score_method=scores,
         progress=not args.no_progress,
+        shard=shard,
     )
+    target = out / (shard_file(shard) if shard else PREDICTIONS)
+    if shard:
+        print(f"when every shard is done: ecgvlm evaluate --merge --out {out}")
     print(
-        f"wrote {res['written']} predictions to {out / PREDICTIONS} "
+        f"wrote {res['written']} predictions to {target} "
         f"({res['skipped_done']} already there, {res['rows']} rows selected)"
     )
     return 0

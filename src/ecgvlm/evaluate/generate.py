@@ -221,26 +221,31 @@ def evaluate_rows(
     limit: int | None = None,
     score_method: str = "yesno",
     progress: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> dict:
     """Generate answers for ``rows`` (in order) into ``out_dir/predictions.jsonl``, resumably.
 
     Batches are cut from the full row list at fixed positions and a batch is always generated
     whole (rows already done or past ``limit`` are computed but not written), so a resumed or
     limited run pads and batches every row exactly as an uninterrupted run does and writes the
-    same bytes. Returns counts.
+    same bytes. With ``shard=(i, n)`` only every n-th batch from the i-th is generated, into
+    ``predictions.shard-i-of-n.jsonl``; ``merge_predictions`` joins the shards into the file one
+    process would write. Returns counts.
     """
     from tqdm import tqdm
 
     from ecgvlm.model.infer import generate
     from ecgvlm.train.data import load_image
 
-    out_path = Path(out_dir) / PREDICTIONS
+    out_path = Path(out_dir) / (shard_file(shard) if shard else PREDICTIONS)
     done = load_done_ids(out_path)
     stop = len(rows) if limit is None else min(limit, len(rows))
-    wanted = [i for i in range(stop) if rows[i]["id"] not in done]
+    starts = [s for k, s in enumerate(range(0, stop, batch_size)) if not shard or k % shard[1] == shard[0]]
+    mine = [i for s in starts for i in range(s, min(s + batch_size, stop))]
+    wanted = [i for i in mine if rows[i]["id"] not in done]
     bar = tqdm(total=len(wanted), desc="evaluate", unit="row", disable=not progress)
     written = 0
-    for start in range(0, stop, batch_size):
+    for start in starts:
         batch = rows[start : start + batch_size]
         keep = [j for j, r in enumerate(batch) if start + j < stop and r["id"] not in done]
         if not keep:
@@ -270,4 +275,52 @@ def evaluate_rows(
         written += append_rows(out_path, [prediction_record(batch[j], texts[j], scores.get(j)) for j in keep])
         bar.update(len(keep))
     bar.close()
-    return {"written": written, "skipped_done": stop - len(wanted), "rows": stop}
+    return {"written": written, "skipped_done": len(mine) - len(wanted), "rows": len(mine)}
+
+
+def shard_file(shard: tuple[int, int]) -> str:
+    return f"predictions.shard-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+def merge_predictions(out_dir: str | Path, rows: list[dict]) -> int:
+    """Join ``predictions.shard-*-of-N.jsonl`` into ``predictions.jsonl``, in the order of ``rows``,
+    line for line as the shards wrote them; returns the rows written. Every row must be answered
+    once: a missing shard or row stops it, naming what to rerun."""
+    import re
+
+    from ecgvlm.io import atomic_open
+
+    out_dir = Path(out_dir)
+    found = sorted(out_dir.glob("predictions.shard-*-of-*.jsonl"))
+    parsed = [re.fullmatch(r"predictions\.shard-(\d+)-of-(\d+)\.jsonl", p.name) for p in found]
+    counts = {int(m.group(2)) for m in parsed if m}
+    if not counts:
+        raise ECGVLMError("no predictions.shard-I-of-N.jsonl files to merge", out_dir)
+    if len(counts) > 1:
+        raise ECGVLMError(
+            f"shard files of different shard counts ({sorted(counts)}); keep one run's", out_dir
+        )
+    n = counts.pop()
+    lines: dict[str, bytes] = {}
+    for i in range(n):
+        path = out_dir / shard_file((i, n))
+        if not path.is_file():
+            raise ECGVLMError(f"shard {i}/{n} has no predictions yet; run it (--shard {i}/{n})", path)
+        load_done_ids(path)  # validates, and cuts a line left half-written by a kill
+        for raw in path.read_bytes().splitlines(keepends=True):
+            if raw.strip():
+                rid = json.loads(raw)["id"]
+                if rid in lines:
+                    raise ECGVLMError(f"row id {rid!r} answered by two shards", path)
+                lines[rid] = raw
+    missing = [r["id"] for r in rows if r["id"] not in lines]
+    if missing:
+        raise ECGVLMError(
+            f"{len(missing)} of {len(rows)} rows have no prediction (first: {missing[0]}); "
+            "rerun the shard that has it, then merge again",
+            out_dir,
+        )
+    with atomic_open(out_dir / PREDICTIONS, "wb") as f:
+        for r in rows:
+            f.write(lines[r["id"]])
+    return len(rows)

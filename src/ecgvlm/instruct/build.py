@@ -30,8 +30,15 @@ import numpy as np
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.instruct.report import REPORT_LEADS
 from ecgvlm.instruct.tasks import TASKS, make_questions
-from ecgvlm.io import atomic_open, atomic_write_bytes, atomic_write_json, read_csv_rows, resolve_inside
-from ecgvlm.outputs import claim_output_dir
+from ecgvlm.io import (
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    read_csv_rows,
+    resolve_inside,
+)
+from ecgvlm.outputs import check_output_dir, claim_output_dir
 from ecgvlm.signals.record import ECGRecord
 from ecgvlm.signals.vocab import superclasses_of
 
@@ -61,7 +68,7 @@ class BuildConfig:
     test_all_tasks: bool = True  # test records get one question of every task (complete evaluation)
     on_error: str = "raise"  # raise | skip (a record that cannot be read or rendered)
     image_format: str = "png"  # png | jpg (heavy augmentation makes PNGs large; JPEG is ~5x smaller)
-    sidecars: bool = False  # also write the renderer's sidecar (pixel of every sample) beside each image
+    sidecars: str = "none"  # none | compact | full: the renderer's sidecar beside each image
     # synth only: each record gets exactly one of these conditions (drawn per record from the seed)
     conditions: tuple[str, ...] = ()
 
@@ -86,6 +93,10 @@ class BuildConfig:
             )
         if self.image_format not in ("png", "jpg"):
             raise ECGVLMError(f"image format must be png or jpg, got {self.image_format!r}")
+        if isinstance(self.sidecars, bool):  # the API took a bool before sidecars had two forms
+            object.__setattr__(self, "sidecars", "compact" if self.sidecars else "none")
+        if self.sidecars not in ("none", "compact", "full"):
+            raise ECGVLMError(f"sidecars must be none, compact or full, got {self.sidecars!r}")
         if self.on_error not in ("raise", "skip"):
             raise ECGVLMError(f"on_error must be raise or skip, got {self.on_error!r}")
         kind, _ = parse_source(self.source)
@@ -285,8 +296,8 @@ def make_unit(cfg: BuildConfig, out: Path, key: str, record: ECGRecord) -> dict[
     render_seed = int(rng.integers(2**31))
     page = render(record, layout=layout, augment=augment, seed=render_seed, style=style)
     image_rel = f"images/{name}.{cfg.image_format}"
-    if cfg.sidecars:
-        page.save(out / image_rel)
+    if cfg.sidecars != "none":
+        page.save(out / image_rel, sidecar=cfg.sidecars)
     else:
         atomic_write_bytes(out / image_rel, page.encode(cfg.image_format))
     source = str(record.meta.get("source") or parse_source(cfg.source)[0])
@@ -389,6 +400,8 @@ def _check_config(out: Path, cfg: BuildConfig) -> None:
         # A build from before an option existed was made with that option's default.
         defaults = json.loads(json.dumps(asdict(BuildConfig(source=cfg.source))))
         have = {**defaults, **json.loads(path.read_text("utf-8"))}
+        if isinstance(have.get("sidecars"), bool):  # builds made when sidecars were only full JSON
+            have["sidecars"] = "full" if have["sidecars"] else "none"
         if have != want:
             diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
             raise ECGVLMError(
@@ -412,6 +425,8 @@ def build(
     from tqdm import tqdm
 
     out = Path(out)
+    if shard is not None and shard[1] == 1:
+        shard = None  # one shard of one is the whole build
     if shard is not None and not (0 <= shard[0] < shard[1]):
         raise ECGVLMError(f"shard must be i/n with 0 <= i < n, got {shard[0]}/{shard[1]}")
     # builds made before output markers existed are recognised by their staging config
@@ -470,14 +485,45 @@ def build(
                     tick()
 
     if shard is not None:
+        if command is not None:  # `dataset assemble` writes it into the card, as a whole build would
+            atomic_write_text(out / ".staging" / "command.txt", command + "\n")
         return result
+    result.counts = _assemble_all(out, keys, cfg, command)
+    result.assembled = True
+    return result
+
+
+def _assemble_all(out: Path, keys: list[str], cfg: BuildConfig, command: str | None) -> dict[str, Any]:
     missing = [k for k in keys if not unit_path(out, k).exists()]
     if missing:
         raise ECGVLMError(
             f"{len(missing)} records have no finished unit (first: {missing[0]}); rerun to resume", out
         )
-    result.counts = assemble(out, keys, cfg, command)
-    result.assembled = True
+    return assemble(out, keys, cfg, command)
+
+
+def assemble_shards(out: str | Path) -> BuildResult:
+    """Join the shards of a build made with ``shard`` (or a Slurm array) in ``out``: the same files
+    a one-process build of the same command writes. Raises if any record has no finished unit."""
+    out = Path(out)
+    check_output_dir(out, "dataset build", legacy=[".staging/config.json"])
+    path = out / ".staging" / "config.json"
+    if not path.is_file():
+        raise ECGVLMError("no .staging/config.json: not a dataset build folder", out)
+    saved = json.loads(path.read_text("utf-8"))
+    if saved.pop("format", None) != FORMAT_VERSION:
+        raise ECGVLMError("was built by another version of the dataset format; rebuild it", out)
+    for name in ("tasks", "split", "conditions"):
+        saved[name] = tuple(saved[name])
+    try:
+        cfg = BuildConfig(**saved)
+    except TypeError as e:
+        raise ECGVLMError(f"unreadable build options ({e})", path) from None
+    command_file = out / ".staging" / "command.txt"
+    command = command_file.read_text("utf-8").strip() if command_file.is_file() else None
+    keys = [key for key, _ in source_items(cfg)]
+    result = BuildResult(out=out, resumed=len(keys), assembled=True)
+    result.counts = _assemble_all(out, keys, cfg, command)
     return result
 
 

@@ -1,14 +1,15 @@
 """Build, check or inspect ECGInstruct-format instruction datasets.
 
-  build   render records and write images/ + train.json, val.json, test.json + README.md
-  check   validate a real ECGInstruct / ECGBench file (or one of ours) and print counts
-  stats   print the counts of a built dataset (its stats.json)
+  build     render records and write images/ + train.json, val.json, test.json + README.md
+  assemble  join the shards of a build (--shard i/n, or a Slurm job array) into the splits
+  check     validate a real ECGInstruct / ECGBench file (or one of ours) and print counts
+  stats     print the counts of a built dataset (its stats.json)
 
 Examples:
   ecgvlm dataset build --source synth:300 --out data/synth300 --seed 3 --workers 2
   ecgvlm dataset build --source wfdb:records/ --out data/hosp --dpi 200 --augment light
   ecgvlm dataset build --source ptbxl:ptb-xl-1.0.3/ --out data/ptbxl --shard 0/4   (then 1/4 ...,
-        then the same command without --shard assembles the splits)
+        then `ecgvlm dataset assemble data/ptbxl`; see docs/scale.md for Slurm job arrays)
   ecgvlm dataset check ECGInstruct.json --root images_root/ --skip
   ecgvlm dataset stats data/synth300
 
@@ -23,8 +24,13 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecgvlm.errors import ECGVLMError
+from ecgvlm.shards import resolve_shard
+
+if TYPE_CHECKING:
+    from ecgvlm.instruct.build import BuildResult
 
 BUILD_HELP = """\
 Render every record once (DIR/images/<record>.png) and ask several questions about it. Writes
@@ -54,7 +60,7 @@ Example:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True, metavar="build|check|stats")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="build|assemble|check|stats")
 
     b = sub.add_parser(
         "build",
@@ -79,7 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "NORM,IMI,ASMI,ISC_,ISCAL,CLBBB,CRBBB,LVH (default: the generator's full label prior)",
     )
     b.add_argument("--workers", type=int, default=1, help="processes (output does not depend on it)")
-    b.add_argument("--shard", default=None, help="i/n: make only this shard's records, do not assemble")
+    b.add_argument(
+        "--shard",
+        default=None,
+        help="i/n: make only this shard's records, do not assemble (default inside a Slurm job array: "
+        "the task's shard from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT)",
+    )
     b.add_argument("--augment", default="mixed", choices=["none", "light", "heavy", "mixed"])
     b.add_argument(
         "--layout", default="3x4+1", help="a layout (3x4+1, 3x4+3, 6x2, 12x1, 1x1), a comma list, or mixed"
@@ -129,10 +140,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     b.add_argument("--image-format", choices=["png", "jpg"], default="png")
     b.add_argument(
         "--sidecars",
-        action="store_true",
-        help="also write each page's sidecar JSON (pixel position of every sample; large)",
+        nargs="?",
+        const="compact",
+        default="none",
+        choices=["compact", "full"],
+        help="also write each page's sidecar JSON (pixel of every sample): compact (the default form, "
+        "~40 kB a page, read with ecgvlm.render.load_sidecar) or full (plain JSON, ~300 kB)",
     )
     b.add_argument("--no-progress", action="store_true")
+
+    a = sub.add_parser(
+        "assemble",
+        help="join the shards of a build into train/val/test.json and the card",
+        description="Join the records that `ecgvlm dataset build --shard i/n` (or a Slurm job array) made "
+        "in DIR into train.json, val.json, test.json, README.md and stats.json: the same bytes as one "
+        "process running the same build command. Stops, naming the first, if a record is missing.",
+    )
+    a.add_argument("dir")
 
     c = sub.add_parser(
         "check",
@@ -152,16 +176,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("dir")
 
 
-def _shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise ECGVLMError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
-    return i, n
-
-
 def _split(text: str) -> tuple[float, float, float]:
     try:
         parts = tuple(float(x) for x in text.split(","))
@@ -175,6 +189,8 @@ def _split(text: str) -> tuple[float, float, float]:
 def main(args: argparse.Namespace) -> int:
     if args.action == "build":
         return _build(args)
+    if args.action == "assemble":
+        return _assemble(args)
     if args.action == "check":
         return _check(args)
     return _stats(args)
@@ -201,24 +217,53 @@ def _build(args: argparse.Namespace) -> int:
         sidecars=args.sidecars,
         conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()),
     )
-    command = "ecgvlm dataset " + shlex.join(
-        sys.argv[sys.argv.index("build") :] if "build" in sys.argv else ["build"]
-    )
+    shard = resolve_shard(args.shard)
+    if shard is not None and args.overwrite:
+        raise ECGVLMError("--overwrite with a shard would empty the folder the other shards write into")
+    if shard is not None and args.shard is None:
+        print(f"shard {shard[0]}/{shard[1]} from the Slurm job array (SLURM_ARRAY_TASK_ID)")
     res = build(
         cfg,
         args.out,
         workers=args.workers,
-        shard=_shard(args.shard),
-        command=command,
+        shard=shard,
+        command=_build_command(),
         progress=not args.no_progress,
         overwrite=args.overwrite,
     )
     if not res.assembled:
         print(
-            f"shard {args.shard}: {res.done} records made, {res.resumed} already done; "
-            "run without --shard to assemble the splits"
+            f"shard {shard[0]}/{shard[1]}: {res.done} records made, {res.resumed} already done; "
+            f"when every shard is done: ecgvlm dataset assemble {shlex.quote(str(args.out))}"
         )
         return 0
+    return _report(res)
+
+
+def _build_command() -> str:
+    """The build command for the card, without --shard: every shard of a job, and one process
+    running the whole job, write the same card."""
+    argv = sys.argv[sys.argv.index("build") :] if "build" in sys.argv else ["build"]
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip or arg.startswith("--shard="):
+            skip = False
+            continue
+        if arg == "--shard":
+            skip = True
+            continue
+        kept.append(arg)
+    return "ecgvlm dataset " + shlex.join(kept)
+
+
+def _assemble(args: argparse.Namespace) -> int:
+    from ecgvlm.instruct.build import assemble_shards
+
+    return _report(assemble_shards(args.dir))
+
+
+def _report(res: BuildResult) -> int:
     c = res.counts
     if not sum(c["rows"].values()):
         skipped = sum(c["skipped"].values())

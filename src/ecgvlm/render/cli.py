@@ -10,6 +10,8 @@ interrupted run resumes):
 
 The sidecar (FILE with .json) lists page size, dpi, px per mm, speed, gain, each lead's box, time
 window and sample pixels (after any rotation/perspective), calibration pulses and the homography.
+The sample pixels are packed (compact, ~40 kB a page; ecgvlm.render.load_sidecar reads them back);
+--sidecar full writes them as plain JSON numbers (~300 kB).
 Layouts: 3x4+1 (default), 3x4+3, 6x2, 12x1, 1x1. Presets: none, light, heavy.
 """
 
@@ -46,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-header", action="store_true", help="no ids, demographics or measurements")
     parser.add_argument("--random-style", action="store_true", help="draw paper/grid/ink/font from the seed")
     parser.add_argument("--format", choices=("png", "jpg"), default="png", help="image format in batch mode")
+    parser.add_argument(
+        "--sidecar",
+        choices=("compact", "full"),
+        default="compact",
+        help="sample pixels packed (default; read with ecgvlm.render.load_sidecar) or as plain JSON numbers",
+    )
     parser.add_argument("--fs", type=float, default=None, help="resample records to this rate first")
     parser.add_argument("--workers", type=int, default=1, help="processes in batch mode")
 
@@ -98,7 +106,7 @@ def _render_one(args: argparse.Namespace, record, out: Path, seed: int) -> None:
     from ecgvlm.render.page import render
 
     page = render(record, layout=args.layout, augment=args.augment, seed=seed, style=_style(args, seed))
-    page.save(out)
+    page.save(out, sidecar=args.sidecar)
 
 
 def _batch_worker(job: tuple) -> str | None:

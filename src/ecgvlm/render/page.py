@@ -27,6 +27,8 @@ from ecgvlm.render.draw import (
 )
 from ecgvlm.render.header import header_lines, settings_line
 from ecgvlm.render.layout import PULSE_MM, make_layout
+from ecgvlm.render.png import encode_png
+from ecgvlm.render.sidecar import SIDECAR_FORMS, compact
 from ecgvlm.render.style import GRID_COLORS, RenderStyle
 from ecgvlm.signals.record import LEADS, ECGRecord
 
@@ -45,32 +47,34 @@ class Page:
         return Image.fromarray(self.array, "RGB")
 
     def encode(self, fmt: str = "png", quality: int = 95) -> bytes:
-        """PNG (lossless, fast zlib level) or JPEG bytes; deterministic for a given array."""
-        bgr = cv2.cvtColor(self.array, cv2.COLOR_RGB2BGR)
+        """PNG (lossless; see ``render.png``) or JPEG bytes; deterministic for a given array."""
         if fmt == "png":
-            # zlib level 1 with the "up" filter: 2-3x faster than the defaults for <= 20% more bytes
-            # (grid rows repeat, so "up" predicts a printout well)
-            params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-            if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.11
-                params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
-            ok, buf = cv2.imencode(".png", bgr, params)
-        elif fmt in ("jpg", "jpeg"):
-            ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        else:
+            return encode_png(self.array)
+        if fmt not in ("jpg", "jpeg"):
             raise ECGVLMError(f"unknown image format {fmt!r}; use png or jpg")
+        bgr = cv2.cvtColor(self.array, cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise ECGVLMError(f"could not encode the page as {fmt}")
         return buf.tobytes()
 
-    def save(self, path: str | Path, quality: int = 95) -> Path:
-        """Write the image (format from the suffix) and ``path.with_suffix('.json')``, both atomically."""
+    def save(self, path: str | Path, quality: int = 95, sidecar: str = "compact") -> Path:
+        """Write the image (format from the suffix) and ``path.with_suffix('.json')``, both atomically.
+
+        ``sidecar``: "compact" (default; sample pixels packed, read back by ``load_sidecar``),
+        "full" (every sample pixel as JSON numbers) or "none".
+        """
         path = Path(path)
         fmt = path.suffix.lower().lstrip(".")
         if fmt not in ("png", "jpg", "jpeg"):
             raise ECGVLMError("image path must end in .png, .jpg or .jpeg", path)
+        if sidecar not in (*SIDECAR_FORMS, "none"):
+            raise ECGVLMError(f"sidecar must be compact, full or none, got {sidecar!r}")
         data = self.encode(fmt, quality)
-        side = dict(self.sidecar, image=path.name)
-        atomic_write_json(path.with_suffix(".json"), side, indent=None)
+        if sidecar != "none":
+            side = dict(self.sidecar, image=path.name)
+            side = compact(side) if sidecar == "compact" else side
+            atomic_write_json(path.with_suffix(".json"), side, indent=None)
         atomic_write_bytes(path, data)
         return path
 

@@ -152,7 +152,16 @@ class RenderStyle:
 
 @lru_cache(maxsize=64)
 def load_font(name: str, size_px: int) -> ImageFont.FreeTypeFont:
-    import matplotlib
-
-    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / FONTS[name]
+    path = _mpl_data() / "fonts" / "ttf" / FONTS[name]
     return ImageFont.truetype(str(path), max(6, size_px))
+
+
+@lru_cache(maxsize=1)
+def _mpl_data() -> Path:
+    """matplotlib's mpl-data folder (the DejaVu fonts), found without importing matplotlib, which is slow to import."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise ECGVLMError("the page fonts come from matplotlib, which is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "mpl-data"

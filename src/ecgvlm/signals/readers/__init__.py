@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.signals.readers.code15 import is_code15_folder, iter_code15
@@ -39,16 +40,20 @@ log = logging.getLogger(__name__)
 
 def detect_format(path: str | Path) -> str:
     """One of: ptbxl, mimic-iv-ecg, code15, wfdb-folder (folders); cinc-mat, ptbdb, wfdb (records)."""
-    p = Path(path)
+    return _detect(Path(path))[0]
+
+
+def _detect(p: Path) -> tuple[str, Any]:
+    """The format, and for a record its parsed WFDB header (so it is read once)."""
     if p.is_dir():
         if is_ptbxl_folder(p):
-            return "ptbxl"
+            return "ptbxl", None
         if is_mimic_folder(p):
-            return "mimic-iv-ecg"
+            return "mimic-iv-ecg", None
         if is_code15_folder(p):
-            return "code15"
+            return "code15", None
         if next(p.rglob("*.hea"), None) is not None:
-            return "wfdb-folder"
+            return "wfdb-folder", None
         raise ECGVLMError(
             "unknown format: a folder with no ptbxl_database.csv, record_list.csv, exams.csv or .hea files", p
         )
@@ -57,7 +62,8 @@ def detect_format(path: str | Path) -> str:
     if not p.exists() and not hea.is_file():
         raise ECGVLMError("no such file or folder", p)
     if p.suffix.lower() in SIGNAL_SUFFIXES or (not p.exists() and hea.is_file()):
-        return header_kind(read_header(hea))
+        header = read_header(hea)
+        return header_kind(header), header
     if not p.exists():
         raise ECGVLMError("no such file or folder", p)
     if p.suffix.lower() in (".hdf5", ".h5"):
@@ -73,14 +79,14 @@ def read_record(path: str | Path, fs: float | None = None) -> ECGRecord:
     p = Path(path)
     if p.is_dir():
         raise ECGVLMError("is a folder: use iter_records (or `ecgvlm info`) for dataset folders", p)
-    detect_format(p)  # raises the one-line error for unknown/missing files
+    _, header = _detect(p)  # raises the one-line error for unknown/missing files
     base = record_base(p)
     hit = find_ptbxl_row(base.with_name(base.name + ".hea"))
     if hit is not None:
         root, line, row = hit
         rel = base.resolve().relative_to(root).as_posix()
         return record_from_row(root, {**row, "filename_hr": rel, "filename_lr": ""}, fs, line)
-    return read_wfdb(p, fs=fs)
+    return read_wfdb(p, fs=fs, header=header)
 
 
 class SkipLog:

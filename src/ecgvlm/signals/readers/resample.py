@@ -5,7 +5,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
 
 
 def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
@@ -16,6 +15,8 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     """
     if fs_in == fs_out:
         return signal
+    from scipy.signal import resample_poly  # slow to import, and most records need no resampling
+
     ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
     out = resample_poly(
         signal.astype(np.float64), ratio.numerator, ratio.denominator, axis=-1, padtype="line"

@@ -235,11 +235,12 @@ def _labels_from_comments(kind: str, comments: dict[str, str], hea: Path) -> tup
     return labels, meta
 
 
-def read_wfdb(path: str | Path, fs: float | None = None) -> ECGRecord:
-    """Read one WFDB record (path to the .hea, a signal file, or the name without extension)."""
+def read_wfdb(path: str | Path, fs: float | None = None, header: Any = None) -> ECGRecord:
+    """Read one WFDB record (path to the .hea, a signal file, or the name without extension).
+    ``header``: the record's header as ``read_header`` returned it, when the caller has it."""
     base = record_base(Path(path))
     hea = base.with_name(base.name + ".hea")
-    header = read_header(hea)
+    header = header if header is not None else read_header(hea)
     kind = header_kind(header)
     _check_signal_files(header, hea)
     names = [str(n) for n in header.sig_name]
