@@ -185,6 +185,19 @@ def test_diagnosis_lead_puts_the_statements_first_with_the_same_words():
         assert [low.index(w) for w in ("right bundle", "infarction", "normal ecg", "sinus")] == sorted(
             low.index(w) for w in ("right bundle", "infarction", "normal ecg", "sinus")
         )
+    # a conclusion-first report always classifies an abnormal ECG (the rhythm-first one at times)
+    abnormal = {"SR": 100, "CLBBB": 100}
+    verdicts = {
+        lead: [
+            any(
+                w in make_report(abnormal, meas, np.random.default_rng(s), lead=lead).text.lower()
+                for w in ("abnormal", "pathological")
+            )
+            for s in range(40)
+        ]
+        for lead in ("rhythm", "diagnosis")
+    }
+    assert all(verdicts["diagnosis"]) and 5 < sum(verdicts["rhythm"]) < 35
     with pytest.raises(ValueError, match="report lead"):
         make_report(labels, meas, np.random.default_rng(0), lead="axis")
 

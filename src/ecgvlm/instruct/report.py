@@ -163,7 +163,8 @@ def make_report(
     """A clinical report stating exactly the record's SCP statements (and chosen measurements).
 
     ``lead="diagnosis"`` puts the diagnostic statements and the conclusion first, then rhythm,
-    axis and intervals; the words and the random draws are the same as the default order's.
+    axis and intervals, and always states the conclusion (normal / abnormal ECG); the phrasing is
+    drawn as in the default order.
     """
     if lead not in REPORT_LEADS:
         raise ValueError(f"report lead must be one of {REPORT_LEADS}, got {lead!r}")
@@ -243,7 +244,8 @@ def make_report(
         stated.append("NORM")
         stated_part.append(len(parts))
         parts.append("otherwise normal ECG" if abnormal else "normal ECG")
-    elif abnormal and rng.random() < 0.5:
+    elif abnormal and (rng.random() < 0.5 or lead == "diagnosis"):
+        # A conclusion-first report always classifies the ECG, as machine reads do.
         parts.append(_pick(rng, ("abnormal ECG", "pathological ECG")))
 
     if lead == "diagnosis":
