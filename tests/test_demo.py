@@ -20,10 +20,15 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     state = json.loads((out / "stages.json").read_text())
     assert list(state["done"]) == ["base", "data", "baseline", "finetune", "finetuned", "cnn", "report"]
     assert state["options"]["threads"] == 1
-    # --opening 0.3 of 3 steps: the fine-tune opens with one batch of superclass questions alone
-    assert "curriculum: superclass:1" in (out / "model" / "adapter" / "config.yaml").read_text()
+    # --opening 0.3 of 3 steps: the fine-tune opens with one batch of the short code answers alone
+    assert "curriculum: superclass+scp:1" in (out / "model" / "adapter" / "config.yaml").read_text()
     report = (out / "report.md").read_text()
     assert "`ecgvlm demo --seed 0 --threads 1 --records 40 --steps 3 --opening 0.3" in report
+    assert "--tasks superclass,scp,report --report-lead diagnosis" in report
+    # the reports the demo trains on lead with the diagnosis (a record of one condition each)
+    rows = json.loads((out / "data" / "train.json").read_text())
+    lvh = [r for r in rows if r["metadata"]["subtask"] == "report" and "LVH" in r["metadata"]["gold"]["scp"]]
+    assert lvh and all(r["conversations"][1]["value"].lower().startswith("left ventricular") for r in lvh)
     # the training budget of each column: baseline none, the LoRA 3 steps x batch 4
     assert "| baseline | 0 | none: the base as it is (zero-shot) | 0 |" in report
     assert "| fine-tuned | 12 | 3 steps x batch 4 (LoRA; training rows:" in report
@@ -50,7 +55,7 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     assert recipe["train"]["batch_size"] == 4 and recipe["lora"] == {"r": 64, "alpha": 128, "dropout": 0.05,
                                                                      "target_regex": None}  # fmt: skip
     tasks = {r["metadata"]["subtask"] for r in json.loads((out / "data" / "train.json").read_text())}
-    assert tasks == {"superclass", "report"}  # the default --tasks
+    assert tasks == {"superclass", "scp", "report"}  # the default --tasks
     summary = json.loads((out / "model" / "adapter" / "train_summary.json").read_text())
     assert set(summary["tasks"]) == tasks  # so interpret/serve ask superclass sets, not yes/no
     assert "- not asked: statements, measurements" in report
