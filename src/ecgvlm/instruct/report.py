@@ -256,7 +256,8 @@ def make_report(
             *range(last_dx, before_end),
         ]
         parts = [parts[i] for i in order]
-        stated = [c for _, c in sorted(zip((order.index(i) for i in stated_part), stated))]
+        new_place = {old: new for new, old in enumerate(order)}
+        stated = [c for _, c in sorted(zip((new_place[i] for i in stated_part), stated))]
     if not parts:
         parts.append("no SCP statement coded for this ECG")
     if rng.random() < 0.5:

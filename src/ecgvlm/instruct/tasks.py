@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -354,14 +355,12 @@ def make_questions(
         while len(plan) < 3 * n + len(tasks):
             plan += [tasks[i] for i in rng.permutation(len(tasks))]
     want = len(plan) if n is None else n
+    funcs = {**TASK_FUNCS, "report": partial(report_task, lead=report_lead)}
     out: list[QA] = []
     for task in plan:
         if len(out) >= want:
             break
-        if task == "report":
-            qa = report_task(labels, measurements, rng, report_lead)
-        else:
-            qa = TASK_FUNCS[task](labels, measurements, rng)
+        qa = funcs[task](labels, measurements, rng)
         if qa is None or any(q.question == qa.question and q.answer == qa.answer for q in out):
             continue
         if step_fraction > 0 and task != "report" and rng.random() < step_fraction:
