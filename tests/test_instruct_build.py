@@ -17,7 +17,7 @@ import pytest
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.instruct.build import BuildConfig, build
 from ecgvlm.instruct.reader import check_file, iter_rows
-from ecgvlm.instruct.tasks import TASKS
+from ecgvlm.instruct.tasks import DEFAULT_TASKS
 from test_instruct_tasks import check_answer
 
 N = 40
@@ -123,7 +123,7 @@ def test_every_row_is_grounded_in_its_record(synth_build: Path) -> None:
             assert row.image == f"images/{rid}.png"
             tasks[split].add(meta["subtask"])
     assert len(split_of) == N
-    assert tasks["train"] == set(TASKS)
+    assert tasks["train"] == set(DEFAULT_TASKS)
     # Test records get one question of every task they can answer.
     for rid in [r for r, s in split_of.items() if s == "test"]:
         rows = [r for r in iter_rows(synth_build / "test.json") if r.metadata["record_id"] == rid]

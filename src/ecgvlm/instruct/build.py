@@ -29,7 +29,7 @@ import numpy as np
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.instruct.report import REPORT_LEADS
-from ecgvlm.instruct.tasks import TASKS, make_questions
+from ecgvlm.instruct.tasks import DEFAULT_TASKS, TASKS, make_questions
 from ecgvlm.io import (
     atomic_open,
     atomic_write_bytes,
@@ -60,7 +60,7 @@ class BuildConfig:
     augment: str = "mixed"  # none | light | heavy | mixed
     dpi: float = 40.0
     style: str = "sampled"  # sampled (varied looks) or a RenderStyle preset name ("tiny", "default")
-    tasks: tuple[str, ...] = TASKS
+    tasks: tuple[str, ...] = DEFAULT_TASKS
     questions_per_record: int = 4
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     step_by_step: float = 0.0  # fraction of non-report answers in step-by-step form

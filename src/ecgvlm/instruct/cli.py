@@ -107,7 +107,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="page look: sampled (varied paper, grid, ink, speed, gain; default) or a fixed preset: "
         "tiny (50 mm/s, 20 mm/mV, no header: what the embedded 224-px model can read), default",
     )
-    b.add_argument("--tasks", default="report,superclass,scp,mcq,yesno,measure", help="comma list of tasks")
+    b.add_argument(
+        "--tasks",
+        default="report,superclass,scp,mcq,yesno,measure",
+        help="comma list of tasks: report, superclass, scp, mcq, yesno, measure (the default set) and "
+        "diagnosis (the diagnostic statements and conclusion in words: a diagnosis-first report's "
+        "opening, alone)",
+    )
     b.add_argument("--questions-per-record", type=int, default=4, help="questions per image (train/val)")
     b.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions (PTB-XL uses its folds)")
     b.add_argument(

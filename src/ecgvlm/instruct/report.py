@@ -158,16 +158,23 @@ def _signed(v: int) -> str:
 
 
 def make_report(
-    labels: dict[str, float], measurements: dict[str, float], rng: np.random.Generator, lead: str = "rhythm"
+    labels: dict[str, float],
+    measurements: dict[str, float],
+    rng: np.random.Generator,
+    lead: str = "rhythm",
+    diagnosis_only: bool = False,
 ) -> Report:
     """A clinical report stating exactly the record's SCP statements (and chosen measurements).
 
     ``lead="diagnosis"`` puts the diagnostic statements and the conclusion first, then rhythm,
     axis and intervals, and always states the conclusion (normal / abnormal ECG); the phrasing is
-    drawn as in the default order.
+    drawn as in the default order. ``diagnosis_only`` (with that lead) stops after the conclusion:
+    the report's opening words alone, empty text when the record has neither.
     """
     if lead not in REPORT_LEADS:
         raise ValueError(f"report lead must be one of {REPORT_LEADS}, got {lead!r}")
+    if diagnosis_only and lead != "diagnosis":
+        raise ValueError("diagnosis_only needs lead='diagnosis'")
     present = set(labels)
     parts: list[str] = []
     stated: list[str] = []
@@ -249,15 +256,17 @@ def make_report(
         parts.append(_pick(rng, ("abnormal ECG", "pathological ECG")))
 
     if lead == "diagnosis":
-        order = [
-            *range(first_dx, last_dx),
-            *range(before_end, len(parts)),
-            *range(first_dx),
-            *range(last_dx, before_end),
-        ]
+        order = [*range(first_dx, last_dx), *range(before_end, len(parts))]
+        if not diagnosis_only:
+            order += [*range(first_dx), *range(last_dx, before_end)]
+        else:
+            axis, numbers = None, {}  # rhythm, axis and intervals are dropped with their numbers
         parts = [parts[i] for i in order]
         new_place = {old: new for new, old in enumerate(order)}
-        stated = [c for _, c in sorted(zip((new_place[i] for i in stated_part), stated))]
+        kept = [(new_place[i], c) for i, c in zip(stated_part, stated) if i in new_place]
+        stated = [c for _, c in sorted(kept)]
+    if not parts and diagnosis_only:
+        return Report(text="")
     if not parts:
         parts.append("no SCP statement coded for this ECG")
     if rng.random() < 0.5:

@@ -21,9 +21,13 @@ from ecgvlm.instruct.report import axis_band, make_report
 from ecgvlm.signals.record import MEASUREMENT_UNITS
 from ecgvlm.signals.vocab import SUPERCLASSES, statements, superclasses_of
 
-TASKS: tuple[str, ...] = ("report", "superclass", "scp", "mcq", "yesno", "measure")
+TASKS: tuple[str, ...] = ("report", "superclass", "scp", "mcq", "yesno", "measure", "diagnosis")
+# What `dataset build` makes unless told: ECGInstruct's task families. "diagnosis" (the report's
+# opening statement alone) is asked for by name, as the demo does.
+DEFAULT_TASKS: tuple[str, ...] = TASKS[:6]
 TASK_TYPE: dict[str, str] = {
     "report": "open",
+    "diagnosis": "open",
     "superclass": "close",
     "scp": "close",
     "mcq": "close",
@@ -98,6 +102,33 @@ def report_task(
     rep = make_report(labels, measurements, rng, lead=lead)
     gold = {"answer": rep.text, "stated_codes": rep.codes, "axis_band": rep.axis, "numbers": rep.numbers}
     return QA("report", _pick(rng, REPORT_Q), rep.text, gold)
+
+
+# ---------------------------------------------------------------- diagnosis
+DIAGNOSIS_Q = (
+    "What is the diagnosis of this ECG?",
+    "State the main diagnostic finding of this 12-lead ECG in words.",
+    "Which diagnosis does this electrocardiogram show?",
+    "Give the diagnostic statement and conclusion for this ECG.",
+    "In one line, what does this ECG show?",
+    "What is your diagnostic impression of this tracing?",
+)
+
+
+def diagnosis_task(
+    labels: dict[str, float], measurements: dict[str, float], rng: np.random.Generator
+) -> QA | None:
+    """The diagnostic statements and conclusion in a report's words, without rhythm or numbers.
+
+    The same words a diagnosis-first report opens with, so a model taught this short answer has
+    learnt the choice that report's first words make.
+    """
+    if not known_codes(labels):
+        return None
+    rep = make_report(labels, measurements, rng, lead="diagnosis", diagnosis_only=True)
+    if not rep.text:
+        return None  # a rhythm-only record has no diagnosis to state
+    return QA("diagnosis", _pick(rng, DIAGNOSIS_Q), rep.text, {"answer": rep.text, "stated_codes": rep.codes})
 
 
 # ---------------------------------------------------------------- superclass
@@ -296,6 +327,7 @@ TASK_FUNCS: dict[str, Callable[..., QA | None]] = {
     "mcq": mcq_task,
     "yesno": yesno_task,
     "measure": measure_task,
+    "diagnosis": diagnosis_task,
 }
 
 
@@ -363,7 +395,7 @@ def make_questions(
         qa = funcs[task](labels, measurements, rng)
         if qa is None or any(q.question == qa.question and q.answer == qa.answer for q in out):
             continue
-        if step_fraction > 0 and task != "report" and rng.random() < step_fraction:
+        if step_fraction > 0 and TASK_TYPE[task] == "close" and rng.random() < step_fraction:
             qa = step_by_step(qa, labels, measurements)
         out.append(qa)
     return out
