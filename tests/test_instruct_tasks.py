@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from ecgvlm.instruct.report import AV, ATRIA, AXIS_PHRASES, ORDER, axis_band, make_report, parse_codes
+from ecgvlm.instruct.report import ATRIA, AV, AXIS_PHRASES, ORDER, axis_band, make_report, parse_codes
 from ecgvlm.instruct.tasks import (
     MCQ_Q,
     MEASURE_Q,
