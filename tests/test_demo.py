@@ -21,10 +21,10 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     assert list(state["done"]) == ["base", "data", "baseline", "finetune", "finetuned", "cnn", "report"]
     assert state["options"]["threads"] == 1
     # --opening 0.3 of 3 steps: the fine-tune opens with one batch of the short code answers alone
-    assert "curriculum: superclass+scp:1" in (out / "model" / "adapter" / "config.yaml").read_text()
+    assert "curriculum: superclass+diagnosis:1" in (out / "model" / "adapter" / "config.yaml").read_text()
     report = (out / "report.md").read_text()
     assert "`ecgvlm demo --seed 0 --threads 1 --records 40 --steps 3 --opening 0.3" in report
-    assert "--tasks superclass,scp,report --report-lead diagnosis" in report
+    assert "--tasks superclass,diagnosis,report --report-lead diagnosis" in report
     # the reports the demo trains on lead with the diagnosis (a record of one condition each)
     rows = json.loads((out / "data" / "train.json").read_text())
     lvh = [r for r in rows if r["metadata"]["subtask"] == "report" and "LVH" in r["metadata"]["gold"]["scp"]]
@@ -55,7 +55,7 @@ def test_demo_runs_every_stage_and_reuses_them(tmp_path, capsys):
     assert recipe["train"]["batch_size"] == 4 and recipe["lora"] == {"r": 64, "alpha": 128, "dropout": 0.05,
                                                                      "target_regex": None}  # fmt: skip
     tasks = {r["metadata"]["subtask"] for r in json.loads((out / "data" / "train.json").read_text())}
-    assert tasks == {"superclass", "scp", "report"}  # the default --tasks
+    assert tasks == {"superclass", "diagnosis", "report"}  # the default --tasks
     summary = json.loads((out / "model" / "adapter" / "train_summary.json").read_text())
     assert set(summary["tasks"]) == tasks  # so interpret/serve ask superclass sets, not yes/no
     assert "- not asked: statements, measurements" in report
