@@ -147,8 +147,8 @@ def train(model, processor, data, steps: int, lr: float, bs: int, seed: int, lab
     where curve lists (step, macro) and the s/step excludes the probes."""
     import torch
 
+    from ecgvlm.model.chat import Collator
     from ecgvlm.model.pretrain import encode
-    from ecgvlm.train.data import Collator
 
     images, prompts, answers = data
     items = [encode(processor.tokenizer, p.replace("<image>\n", ""), a) for p, a in zip(prompts, answers)]

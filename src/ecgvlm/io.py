@@ -1,4 +1,4 @@
-"""Small file helpers shared by every stage: atomic writes, JSON lines, safe relative paths."""
+"""Small file helpers shared by every stage: atomic writes, JSON lines, safe relative paths, row images."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ecgvlm.errors import ECGVLMError
 # mkstemp creates 0600 files; datasets and models are meant to be shared, so honour the umask.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+MAX_IMAGE_PIXELS = 64_000_000  # a "page" bigger than this is refused, not decoded
 
 
 @contextmanager
@@ -115,6 +116,23 @@ def resolve_inside(root: str | Path, relative: str | Path) -> Path:
     if candidate != root and root not in candidate.parents:
         raise ECGVLMError(f"path {str(relative)!r} escapes the dataset root {root}", relative)
     return candidate
+
+
+def load_image(root: str | Path, rel: str, where: str | Path = ""):
+    """The RGB image a dataset row names by ``rel`` (a path inside ``root``); errors name the file."""
+    from PIL import Image
+
+    if not isinstance(rel, str) or not rel:
+        raise ECGVLMError("row has no image path", where)
+    path = resolve_inside(root, rel)
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise ECGVLMError("image not found", path) from None
+    except (OSError, Image.DecompressionBombError, ValueError) as e:
+        raise ECGVLMError(f"cannot read image ({e})", path) from None
 
 
 def read_csv_rows(path: str | Path) -> list[dict[str, str]]:

@@ -234,8 +234,8 @@ def evaluate_rows(
     """
     from tqdm import tqdm
 
+    from ecgvlm.io import load_image
     from ecgvlm.model.infer import generate
-    from ecgvlm.train.data import load_image
 
     out_path = Path(out_dir) / (shard_file(shard) if shard else PREDICTIONS)
     done = load_done_ids(out_path)

@@ -107,7 +107,7 @@ def build_base(out_dir: Path, cfg: PretrainConfig) -> Path:
 
 
 def encode(tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]:
-    from ecgvlm.train.data import encode_messages
+    from ecgvlm.model.chat import encode_messages
 
     msgs = [{"role": "user", "content": "<image>\n" + question}, {"role": "assistant", "content": answer}]
     return encode_messages(tokenizer, msgs)
@@ -116,8 +116,8 @@ def encode(tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]
 def batch_at(
     cfg: PretrainConfig, processor, step: int, stream_seed: int | None = None
 ) -> tuple[dict, list[str]]:
+    from ecgvlm.model.chat import Collator
     from ecgvlm.model.pretrain_tasks import make_example
-    from ecgvlm.train.data import Collator
 
     seed = cfg.seed if stream_seed is None else stream_seed
     items, tasks = [], []

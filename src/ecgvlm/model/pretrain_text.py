@@ -45,7 +45,7 @@ def text_batch(tokenizer, pairs: list[tuple[str, str]]) -> dict:
     """Padded text-only batch, labels on the report and its end-of-turn only."""
     import torch
 
-    from ecgvlm.train.data import IGNORE, encode_messages
+    from ecgvlm.model.chat import IGNORE, encode_messages
 
     encoded = [
         encode_messages(

@@ -23,14 +23,13 @@ import torch.nn.functional as F
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.io import atomic_write_json, atomic_write_text, share_files
 from ecgvlm.model.card import write_model_card
+from ecgvlm.model.chat import IGNORE
 from ecgvlm.model.tokenizer import make_tokenizer_portable
 from ecgvlm.outputs import claim_output_dir
 from ecgvlm.train.cards import adapter_card_info
 from ecgvlm.train.config import RecipeCfg, to_dict, to_yaml
 from ecgvlm.train.tracking import accelerator_kwargs, check_tracker, flat_config, start_trackers
 from ecgvlm.train.validation import evaluate_loss, save_best, superclass_auc
-
-IGNORE = -100
 
 
 # ---------------------------------------------------------------- setup helpers
@@ -201,10 +200,11 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
+    from ecgvlm.model.chat import Collator
     from ecgvlm.model.load import PARTIAL_WEIGHTS, load_processor
     from ecgvlm.model.tuning import LoraSettings, apply_tuning, describe_trainable, trainable_summary
     from ecgvlm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-    from ecgvlm.train.data import Collator, InstructDataset, epoch_batches
+    from ecgvlm.train.data import InstructDataset, epoch_batches
 
     # ---- setup
     if cfg.train.threads:

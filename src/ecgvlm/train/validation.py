@@ -80,9 +80,9 @@ def superclass_auc(model, processor, data, device, precision: str, limit: int = 
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
+    from ecgvlm.io import load_image
     from ecgvlm.model.infer import option_probs
     from ecgvlm.signals.vocab import SUPERCLASSES
-    from ecgvlm.train.data import load_image
 
     rows = [r for r in data.rows if (r.get("metadata") or {}).get("subtask") == "superclass"][:limit]
     if not rows:
