@@ -17,9 +17,9 @@ from huggingface_hub import ModelCard
 
 from _train_helpers import make_dataset
 from ecgvlm.cli import main as cli
+from ecgvlm.model.base import shipped_base
 from ecgvlm.model.chat import Collator
 from ecgvlm.model.load import load_model, load_model_and_processor, stored_dtype
-from ecgvlm.serve.loading import shipped_base
 from ecgvlm.train.config import load_config
 from ecgvlm.train.data import InstructDataset
 from ecgvlm.train.recipe import train, trainable_digest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -38,6 +39,36 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[BinaryIO]:
     except BaseException:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def atomic_dir(path: str | Path, replace: bool = True) -> Iterator[Path]:
+    """Build a whole folder in a temporary sibling; move it to ``path`` only if the block succeeds.
+
+        with atomic_dir(out / "model") as tmp:
+            write_everything_into(tmp)
+
+    A crash leaves the old folder (or none), never half a new one. ``replace``: an existing
+    ``path`` is removed first; without it a ``path`` that appeared meanwhile (another process built
+    the same thing) is kept and the new copy dropped.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        tmp.chmod(0o777 & ~_UMASK)
+        yield tmp
+        if replace:
+            shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if replace or not path.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process won the race; its copy is as good
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -52,15 +52,11 @@ def base_model_dir(cfg: RecipeCfg, out: Path) -> Path:
     """The base model folder; ``tiny`` builds the random tiny preset (deterministic) once."""
     if cfg.model.path != "tiny":
         return Path(cfg.model.path).resolve()
-    from ecgvlm.model.tiny import build_tiny
+    from ecgvlm.model.base import build_random_tiny
 
     target = out / "tiny-base"
     if not (target / "model.safetensors").is_file():
-        tmp = out / ".tiny-base.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        build_tiny(tmp, seed=cfg.model.tiny_seed)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        build_random_tiny(target, seed=cfg.model.tiny_seed)
     return target.resolve()
 
 
