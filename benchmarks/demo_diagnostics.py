@@ -75,7 +75,7 @@ def report_vocabulary(run: Path, answers: int) -> None:
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
-    from ecgvlm.model.pretrain_tasks import make_example
+    from ecgvlm.train.pretrain_tasks import make_example
 
     base = run / "model"
     pretrain = json.loads((base / "pretrain.json").read_text())["config"]

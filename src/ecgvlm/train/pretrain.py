@@ -25,7 +25,7 @@ from ecgvlm.io import atomic_write_json, share_files
 from ecgvlm.model.tokenizer import make_tokenizer_portable
 
 # Tiny geometries (all the real Mllama structure: local + gated global vision layers, intermediate
-# features, cross-attention). Chosen by pilot runs, see tiny_base/MODEL_CARD.md.
+# features, cross-attention). Chosen by pilot runs, see model/tiny_base/MODEL_CARD.md.
 GEOMETRIES: dict[str, dict] = {
     "p224": {"vision": {"image_size": 224, "patch_size": 14}},
     "p224s8": {"vision": {"image_size": 224, "patch_size": 8}},
@@ -75,7 +75,7 @@ class PretrainConfig:
     yesno_fraction: float = 0.8
     # Stage 2 opens with one yes/no question only. Measured: from a random text model, the full
     # mix had not started to use the image after 800 steps; one fixed question does within 100,
-    # and the mix that follows then builds on that path (tiny_base/MODEL_CARD.md).
+    # and the mix that follows then builds on that path (model/tiny_base/MODEL_CARD.md).
     first_task: str = "y_t_down"
     first_task_steps: int = 400
     record_pool: int = 6000  # distinct synthetic ECG records; each page is asked several questions
@@ -117,7 +117,7 @@ def batch_at(
     cfg: PretrainConfig, processor, step: int, stream_seed: int | None = None
 ) -> tuple[dict, list[str]]:
     from ecgvlm.model.chat import Collator
-    from ecgvlm.model.pretrain_tasks import make_example
+    from ecgvlm.train.pretrain_tasks import make_example
 
     seed = cfg.seed if stream_seed is None else stream_seed
     items, tasks = [], []
@@ -290,7 +290,7 @@ def pretrain(
     scores = task_exact_match(model, processor, cfg)
     export(model, processor, init, out, cfg, total, wall, log, scores, vision_log)
     if cfg.text_steps > 0:
-        from ecgvlm.model.pretrain_text import text_stage
+        from ecgvlm.train.pretrain_text import text_stage
 
         del model
         text_stage(out, out, cfg.seed, cfg.text_steps, cfg.text_batch_size, cfg.text_lr, cfg.threads,
@@ -302,7 +302,7 @@ def vision_stage(load_init, processor, cfg: PretrainConfig, work: Path, progress
     """Stage 1 once: the trained tower goes to WORK/vision.safetensors (a rerun reuses it)."""
     from safetensors.torch import save_file
 
-    from ecgvlm.model.pretrain_vision import train_vision
+    from ecgvlm.train.pretrain_vision import train_vision
 
     done, log_file, opts_file = (
         work / "vision.safetensors",
@@ -344,7 +344,7 @@ def vision_stage(load_init, processor, cfg: PretrainConfig, work: Path, progress
 def task_exact_match(model, processor, cfg: PretrainConfig) -> dict[str, list[int]]:
     """Greedy exact match per task on a held-out stream (seed + 1): {task: [correct, total]}."""
     from ecgvlm.model.infer import generate
-    from ecgvlm.model.pretrain_tasks import make_example
+    from ecgvlm.train.pretrain_tasks import make_example
 
     exs = [
         make_example(cfg.seed + 1, i, cfg.ecg_fraction, cfg.record_pool, cfg.yesno_fraction)

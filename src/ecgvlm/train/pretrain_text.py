@@ -83,7 +83,7 @@ def train_text(
     """``steps`` AdamW steps of report language modelling; returns the loss log."""
     import torch
 
-    from ecgvlm.model.pretrain import lr_factor
+    from ecgvlm.train.pretrain import lr_factor
 
     params = text_parameters(model)
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.0)
