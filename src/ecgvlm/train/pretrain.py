@@ -13,7 +13,6 @@ records it so ``--steps N`` rebuilds the same weights.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.io import atomic_write_json, share_files
+from ecgvlm.model.schedule import decay_start, warmup_cosine
 from ecgvlm.model.tokenizer import make_tokenizer_portable
 
 # Tiny geometries (all the real Mllama structure: local + gated global vision layers, intermediate
@@ -136,17 +136,7 @@ def lr_factor(step: int, total: int, warmup: int, decay_frac: float, min_ratio: 
     Until the decay starts the factor does not depend on ``total``, so a run may be resumed with a
     different ``--steps`` (before the decay) and still equal a fresh run with that step count.
     """
-    if step < warmup:
-        return (step + 1) / warmup
-    start = decay_start(total, decay_frac)
-    if step < start:
-        return 1.0
-    p = min(1.0, (step - start) / max(1, total - start))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p))
-
-
-def decay_start(total: int, decay_frac: float) -> int:
-    return int(round(total * (1 - decay_frac)))
+    return warmup_cosine(step, total, warmup, decay_start(total, decay_frac), min_ratio)
 
 
 def _setup_torch(cfg: PretrainConfig):

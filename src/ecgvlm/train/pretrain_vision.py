@@ -86,6 +86,9 @@ def train_vision(model, processor, cfg, progress: bool = True) -> list[dict]:
     opt = torch.optim.AdamW(params, lr=cfg.vision_lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     total, warm = cfg.vision_steps, max(1, cfg.vision_steps // 10)
 
+    # Its own warm-up + cosine, not model.schedule.warmup_cosine: this one rounds pi * (s - warm)
+    # before dividing, so the shared function would move some rates by one ulp and the shipped base
+    # (bit-reproducible from its card's command) would no longer be rebuilt byte for byte.
     def factor(s: int) -> float:
         if s < warm:
             return (s + 1) / warm

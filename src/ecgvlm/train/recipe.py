@@ -18,16 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.io import atomic_write_json, atomic_write_text, share_files
 from ecgvlm.model.card import write_model_card
-from ecgvlm.model.chat import IGNORE
+from ecgvlm.model.schedule import warmup_cosine
 from ecgvlm.model.tokenizer import make_tokenizer_portable
 from ecgvlm.outputs import claim_output_dir
 from ecgvlm.train.cards import adapter_card_info
 from ecgvlm.train.config import RecipeCfg, to_dict, to_yaml
+from ecgvlm.train.loss import causal_lm_loss
 from ecgvlm.train.tracking import accelerator_kwargs, check_tracker, flat_config, start_trackers
 from ecgvlm.train.validation import evaluate_loss, save_best, superclass_auc
 
@@ -113,13 +113,8 @@ def enable_checkpointing(model, every_n_layers: int = 1) -> None:
 
 
 def cosine_schedule(optimizer, warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    """Warm-up, then a cosine to zero at ``total`` (``model.schedule.warmup_cosine``)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, total, warmup))
 
 
 def deepspeed_plugin(cfg: RecipeCfg, precision: str):
@@ -146,29 +141,6 @@ def deepspeed_plugin(cfg: RecipeCfg, precision: str):
 
 
 # ---------------------------------------------------------------- the loss
-def causal_lm_loss(model, batch: dict, label_logits_only: bool = True) -> torch.Tensor:
-    """Mean next-token cross-entropy over answer tokens.
-
-    With ``label_logits_only`` lm_head runs only at positions whose next token is a label, through
-    transformers' boolean ``logits_to_keep``: a 128k-vocab logit tensor for every position (the
-    largest activation of a long prompt) never exists.
-    """
-    labels = batch["labels"]
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    target = labels[:, 1:]
-    if not label_logits_only:
-        logits = model(**inputs, use_cache=False).logits[:, :-1]
-        return F.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE
-        )
-    keep = torch.zeros_like(labels, dtype=torch.bool)
-    keep[:, :-1] = target != IGNORE
-    if not keep.any():  # nothing to learn in this batch (all answers truncated): a zero that has a graph
-        return sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
-    logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
-    return F.cross_entropy(logits.float(), target[target != IGNORE])
-
-
 def trainable_digest(model) -> str:
     """sha256 over the trainable tensors (by name, fp32 bytes): equal weights, equal digest."""
     import hashlib

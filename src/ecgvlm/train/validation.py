@@ -29,7 +29,7 @@ def evaluate_loss(
     """Mean per-batch answer loss over a dataset in file order (dropout off). With an ``accelerator``
     each process takes every world-th batch and the sums are reduced, so all processes return the
     same mean over all batches."""
-    from ecgvlm.train.recipe import causal_lm_loss
+    from ecgvlm.train.loss import causal_lm_loss
 
     was_training = model.training
     model.eval()
