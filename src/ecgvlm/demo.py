@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
+from ecgvlm.evaluate.score import score_and_write
 from ecgvlm.io import atomic_dir, atomic_write_json, atomic_write_text
 
 SCORE_TEXT = {
@@ -192,13 +193,12 @@ def evaluate_and_score(
     _cli("evaluate", "--model", model, "--data", data / "val.json", "--out", run / "val",
          "--tasks", "superclass", "--max-new-tokens", 1, *extra)  # fmt: skip
     score_detection(run / "predictions.jsonl", run / "val" / "predictions.jsonl")
-    _cli("score", "--predictions", run / "predictions.jsonl", "--benchmark", "report", "--judge", "findings")
+    score_and_write(run / "predictions.jsonl", "report")  # judged by the offline findings judge
 
 
 def score_detection(preds: Path, val_preds: Path) -> None:
-    _cli("score", "--predictions", preds, "--benchmark", "ptbxl-super", "--mode", "ecgbench")
-    _cli("score", "--predictions", preds, "--benchmark", "ptbxl-super", "--mode", "strict",
-         "--val-predictions", val_preds)  # fmt: skip
+    score_and_write(preds, "ptbxl-super", "ecgbench")
+    score_and_write(preds, "ptbxl-super", "strict", val_predictions=val_preds)
 
 
 def cnn_stage(data: Path, out: Path, seed: int, threads: int) -> None:
