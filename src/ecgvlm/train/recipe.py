@@ -359,11 +359,11 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         )
         while position["batch"] < len(batches) and position["step"] < total_steps:
             idx = batches[position["batch"]]
-            mine = (
+            rank_rows = (
                 idx[rank * cfg.train.batch_size : (rank + 1) * cfg.train.batch_size]
                 or idx[: cfg.train.batch_size]
             )
-            batch = {k: v.to(accelerator.device) for k, v in collate([data[i] for i in mine]).items()}
+            batch = {k: v.to(accelerator.device) for k, v in collate([data[i] for i in rank_rows]).items()}
             if precision == "bf16":
                 batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
             with accelerator.accumulate(model):
