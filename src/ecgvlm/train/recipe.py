@@ -171,7 +171,13 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     from ecgvlm.model.chat import Collator
     from ecgvlm.model.load import PARTIAL_WEIGHTS, load_processor
     from ecgvlm.model.tuning import LoraSettings, apply_tuning, describe_trainable, trainable_summary
-    from ecgvlm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+    from ecgvlm.train.checkpoint import (
+        latest_checkpoint,
+        load_checkpoint,
+        load_engine_checkpoint,
+        save_checkpoint,
+        save_engine_checkpoint,
+    )
     from ecgvlm.train.data import InstructDataset, epoch_batches
 
     # ---- setup
@@ -245,11 +251,7 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         if last is None:
             accelerator.print(f"no checkpoint in {ckpt_dir}; starting from step 0")
         elif plugin is not None:
-            accelerator.load_state(str(last / "accelerate"))  # our own files: DeepSpeed's format
-            state = json.loads((last / "state.json").read_text())
-            position = state["position"]
-            scheduler.load_state_dict(state["scheduler"])
-            log = json.loads((last / "log.json").read_text())
+            position, log = load_engine_checkpoint(accelerator, last, scheduler)
         else:
             position, log = load_checkpoint(last, accelerator.unwrap_model(model), optimizer, scheduler)
             accelerator.print(f"resumed from {last.name}")
@@ -315,18 +317,7 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
 
     def checkpoint() -> None:
         if plugin is not None:
-            final = ckpt_dir / f"step-{position['step']:06d}"
-            tmp = ckpt_dir / f".{final.name}.tmp"
-            accelerator.save_state(str(tmp / "accelerate"))
-            if accelerator.is_main_process:
-                atomic_write_json(
-                    tmp / "state.json",
-                    {"position": position, "scheduler": scheduler.state_dict()},
-                    indent=None,
-                )
-                atomic_write_json(tmp / "log.json", log, indent=None)
-                shutil.rmtree(final, ignore_errors=True)
-                os.replace(tmp, final)
+            save_engine_checkpoint(accelerator, ckpt_dir, scheduler, position, log)
         elif accelerator.is_main_process:
             save_checkpoint(
                 ckpt_dir,
