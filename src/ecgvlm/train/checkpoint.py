@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import atomic_write_json
+from ecgvlm.io import atomic_dir, atomic_write_json
 
 
 def _trainable(model) -> dict[str, torch.Tensor]:
@@ -88,26 +88,23 @@ def save_checkpoint(
     ckpt_dir: Path, model, optimizer, scheduler, position: dict, log: list[dict], keep: int = 2
 ) -> Path:
     """Write ``ckpt_dir/step-NNNNNN`` atomically (temp folder + rename) and prune old ones."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = ckpt_dir / f"step-{position['step']:06d}"
-    tmp = ckpt_dir / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    params = _trainable(model)
-    names = list(params)
-    save_file({n: p.detach().contiguous() for n, p in params.items()}, str(tmp / "trainable.safetensors"))
-    opt_tensors, opt_meta = optimizer_state(optimizer, names)
-    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    rng_tensors, rng_meta = rng_state()
-    save_file(rng_tensors, str(tmp / "rng.safetensors"))
-    atomic_write_json(
-        tmp / "state.json",
-        {"position": position, "optimizer": opt_meta, "scheduler": scheduler.state_dict(), "rng": rng_meta},
-        indent=None,
-    )
-    atomic_write_json(tmp / "log.json", log, indent=None)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        params = _trainable(model)
+        names = list(params)
+        save_file({n: p.detach().contiguous() for n, p in params.items()}, str(tmp / "trainable.safetensors"))
+        opt_tensors, opt_meta = optimizer_state(optimizer, names)
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        rng_tensors, rng_meta = rng_state()
+        save_file(rng_tensors, str(tmp / "rng.safetensors"))
+        state = {
+            "position": position,
+            "optimizer": opt_meta,
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_meta,
+        }
+        atomic_write_json(tmp / "state.json", state, indent=None)
+        atomic_write_json(tmp / "log.json", log, indent=None)
     for old in sorted(ckpt_dir.glob("step-*"))[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final

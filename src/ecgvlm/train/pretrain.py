@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import atomic_write_json, share_files
+from ecgvlm.io import atomic_dir, atomic_write_json, share_files
 from ecgvlm.model.schedule import decay_start, warmup_cosine
 from ecgvlm.model.tokenizer import make_tokenizer_portable
 
@@ -183,10 +183,8 @@ def pretrain(
     work = out / "_work"
     init = work / "init"
     if not (init / "config.json").is_file():
-        tmp = work / ".init.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        build_base(tmp, cfg)
-        os.replace(tmp, init)
+        with atomic_dir(init) as tmp:
+            build_base(tmp, cfg)
     processor = load_processor(init)
 
     def load_init():
