@@ -27,10 +27,10 @@ def superclass_scores(run: Path) -> None:
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
+    from ecgvlm.io import load_image
     from ecgvlm.model.load import load_model_and_processor
     from ecgvlm.model.scoring import label_set_probs
     from ecgvlm.signals.vocab import SUPERCLASSES
-    from ecgvlm.train.data import load_image
 
     model, proc = load_model_and_processor(run / "model", adapter=run / "model" / "adapter", device="cpu")
     model.eval()
@@ -75,7 +75,7 @@ def report_vocabulary(run: Path, answers: int) -> None:
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
-    from ecgvlm.model.pretrain_tasks import make_example
+    from ecgvlm.train.pretrain_tasks import make_example
 
     base = run / "model"
     pretrain = json.loads((base / "pretrain.json").read_text())["config"]

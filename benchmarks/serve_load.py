@@ -187,13 +187,13 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    from ecgvlm.model.base import default_base
     from ecgvlm.serve import examples
     from ecgvlm.serve.app import ServeConfig, create_app
     from ecgvlm.serve.interpreter import ECGInterpreter, InterpretConfig
-    from ecgvlm.serve.loading import shipped_base, tiny_base_dir
     from ecgvlm.serve.local import running_server
 
-    model_dir = args.model or shipped_base() or tiny_base_dir()
+    model_dir = args.model or default_base()
     config = (
         None
         if args.full

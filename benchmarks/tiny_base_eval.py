@@ -127,7 +127,7 @@ def load_base(base: str, workdir: Path):
     from ecgvlm.model.load import load_processor
 
     if base == "random":
-        from ecgvlm.model.pretrain import PretrainConfig, build_base
+        from ecgvlm.train.pretrain import PretrainConfig, build_base
 
         path = workdir / "random_base"
         if not (path / "config.json").is_file():
@@ -147,8 +147,8 @@ def train(model, processor, data, steps: int, lr: float, bs: int, seed: int, lab
     where curve lists (step, macro) and the s/step excludes the probes."""
     import torch
 
-    from ecgvlm.model.pretrain import encode
-    from ecgvlm.train.data import Collator
+    from ecgvlm.model.chat import Collator
+    from ecgvlm.train.pretrain import encode
 
     images, prompts, answers = data
     items = [encode(processor.tokenizer, p.replace("<image>\n", ""), a) for p, a in zip(prompts, answers)]

@@ -52,7 +52,7 @@ def rows_of(data: Path, split: str, n: int):
 def tower_features(model, processor, images) -> np.ndarray:
     import torch
 
-    from ecgvlm.model.pretrain_vision import pooled_features
+    from ecgvlm.train.pretrain_vision import pooled_features
 
     out = []
     for i in range(0, len(images), 32):
@@ -85,7 +85,7 @@ def blank_probe(model, processor, n: int) -> None:
     from PIL import Image
 
     from ecgvlm.model.infer import generate, prompt_batch, prompt_ids
-    from ecgvlm.model.pretrain_tasks import make_example
+    from ecgvlm.train.pretrain_tasks import make_example
 
     exs = [make_example(1, i) for i in range(n)]
     qs = ["<image>\n" + e.question for e in exs]

@@ -34,8 +34,9 @@ def fine_tune(model_dir: Path, data: Path, out: Path, steps: int = 24) -> Path:
     """A few full fine-tuning steps on the superclass answers, so the codes lead the first token."""
     import torch
 
+    from ecgvlm.io import load_image
+    from ecgvlm.model.chat import Collator, encode_messages
     from ecgvlm.model.load import load_model_and_processor
-    from ecgvlm.train.data import Collator, encode_messages, load_image
 
     shutil.copytree(model_dir, out)
     model, processor = load_model_and_processor(model_dir, device="cpu")

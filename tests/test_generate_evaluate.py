@@ -53,9 +53,9 @@ def _evaluate(setup: dict, out: Path, *extra: str) -> int:
 
 
 def test_predictions_are_well_formed_with_superclass_scores(setup: dict) -> None:
+    from ecgvlm.io import load_image
     from ecgvlm.model.infer import option_probs
     from ecgvlm.model.load import load_model_and_processor
-    from ecgvlm.train.data import load_image
 
     rows = json.loads(setup["data"].read_text())
     preds = [json.loads(line) for line in setup["ref"].decode().splitlines()]

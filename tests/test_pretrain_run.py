@@ -73,7 +73,7 @@ def test_other_seed_gives_other_weights(tmp_path):
 
 
 def test_lr_is_independent_of_the_step_count_until_the_decay():
-    from ecgvlm.model.pretrain import decay_start, lr_factor
+    from ecgvlm.train.pretrain import decay_start, lr_factor
 
     for s in range(0, 600, 7):
         assert lr_factor(s, 1000, 100, 0.25, 0.05) == lr_factor(s, 4000, 100, 0.25, 0.05)

@@ -7,9 +7,9 @@ import io
 import numpy as np
 import pytest
 
-from ecgvlm.model import pretrain_tasks as pt
 from ecgvlm.render.style import RenderStyle
 from ecgvlm.signals.vocab import SUPERCLASSES
+from ecgvlm.train import pretrain_tasks as pt
 
 
 def _png(image) -> bytes:

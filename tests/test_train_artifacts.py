@@ -17,10 +17,11 @@ from huggingface_hub import ModelCard
 
 from _train_helpers import make_dataset
 from ecgvlm.cli import main as cli
+from ecgvlm.model.base import shipped_base
+from ecgvlm.model.chat import Collator
 from ecgvlm.model.load import load_model, load_model_and_processor, stored_dtype
-from ecgvlm.serve.loading import shipped_base
 from ecgvlm.train.config import load_config
-from ecgvlm.train.data import Collator, InstructDataset
+from ecgvlm.train.data import InstructDataset
 from ecgvlm.train.recipe import train, trainable_digest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def _first_step_loss(base: Path, train_file: Path, batch_size: int, world: int, 
     runs, so each micro-batch's loss is the base's loss on the rows the trainer gives that process;
     the mean over the step's micro-batches and processes, computed here without the trainer."""
     from ecgvlm.train.data import epoch_batches
-    from ecgvlm.train.recipe import causal_lm_loss
+    from ecgvlm.train.loss import causal_lm_loss
 
     model, proc = load_model_and_processor(base)
     ds = InstructDataset(train_file, proc.tokenizer, max_len=256)

@@ -9,17 +9,11 @@ import pytest
 
 from _train_helpers import make_dataset
 from ecgvlm.errors import ECGVLMError
+from ecgvlm.model.chat import Collator, encode_messages
 from ecgvlm.model.load import load_processor
 from ecgvlm.model.tiny import build_tiny
 from ecgvlm.train.config import load_config
-from ecgvlm.train.data import (
-    Collator,
-    InstructDataset,
-    encode_messages,
-    epoch_batches,
-    messages_of,
-    select_sources,
-)
+from ecgvlm.train.data import InstructDataset, epoch_batches, messages_of, select_sources
 
 REPO = Path(__file__).resolve().parents[1]
 

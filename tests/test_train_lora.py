@@ -15,11 +15,12 @@ import torch
 from safetensors.torch import load_file
 
 from _train_helpers import make_dataset
+from ecgvlm.model.chat import Collator
 from ecgvlm.model.load import load_model, load_model_and_processor
 from ecgvlm.model.tiny import build_tiny
 from ecgvlm.model.tuning import apply_tuning, partial_names
 from ecgvlm.train.config import load_config
-from ecgvlm.train.data import Collator, InstructDataset
+from ecgvlm.train.data import InstructDataset
 from ecgvlm.train.recipe import train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("ecgvlm.render.cli", "render records as ECG printout images with a JSON sidecar"),
     "dataset": ("ecgvlm.instruct.cli", "build, check or inspect ECGInstruct-format instruction datasets"),
     "pretrain-base": (
-        "ecgvlm.model.cli_pretrain",
+        "ecgvlm.train.cli_pretrain",
         "pretrain the tiny Mllama base on generic trace-reading tasks",
     ),
     "train": ("ecgvlm.train.cli", "LoRA / partial fine-tuning from a YAML recipe"),

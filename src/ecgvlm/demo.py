@@ -32,7 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import atomic_write_json, atomic_write_text
+from ecgvlm.evaluate.score import score_and_write
+from ecgvlm.io import atomic_dir, atomic_write_json, atomic_write_text
 
 SCORE_TEXT = {
     "codes": "the first-token probability of each superclass code as the answer to the superclass question",
@@ -158,25 +159,20 @@ class Stages:
 
 def make_base(model_dir: Path, seed: int, base: str | None = None) -> None:
     """OUT/model holds the base weights; the adapter goes into OUT/model/adapter later."""
-    from ecgvlm.serve.loading import shipped_base
+    from ecgvlm.model.base import build_random_tiny, shipped_base
 
     shipped = Path(base) if base else shipped_base()
     if shipped is not None and not (shipped / "config.json").is_file():
         raise ECGVLMError("not a model folder (no config.json)", shipped)
-    tmp = model_dir.with_name(model_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    if shipped is not None:
-        shutil.copytree(shipped, tmp, ignore=shutil.ignore_patterns("*.png", "*.md"))
-        print(
-            f"[demo] base: the pretrained tiny base {'you named' if base else 'shipped with ecgvlm'} ({shipped})"
-        )
-    else:
-        from ecgvlm.model.tiny import build_tiny
-
-        build_tiny(tmp, seed=seed)
+    if shipped is None:
+        build_random_tiny(model_dir, seed=seed)
         print("[demo] base: no pretrained tiny base in this build; using the RANDOM tiny preset")
-    shutil.rmtree(model_dir, ignore_errors=True)
-    tmp.rename(model_dir)
+        return
+    with atomic_dir(model_dir) as tmp:
+        shutil.copytree(shipped, tmp, ignore=shutil.ignore_patterns("*.png", "*.md"), dirs_exist_ok=True)
+    print(
+        f"[demo] base: the pretrained tiny base {'you named' if base else 'shipped with ecgvlm'} ({shipped})"
+    )
 
 
 def build_data(data: Path, args: argparse.Namespace) -> None:
@@ -200,13 +196,12 @@ def evaluate_and_score(
     _cli("evaluate", "--model", model, "--data", data / "val.json", "--out", run / "val",
          "--tasks", "superclass", "--max-new-tokens", 1, *extra)  # fmt: skip
     score_detection(run / "predictions.jsonl", run / "val" / "predictions.jsonl")
-    _cli("score", "--predictions", run / "predictions.jsonl", "--benchmark", "report", "--judge", "findings")
+    score_and_write(run / "predictions.jsonl", "report")  # judged by the offline findings judge
 
 
 def score_detection(preds: Path, val_preds: Path) -> None:
-    _cli("score", "--predictions", preds, "--benchmark", "ptbxl-super", "--mode", "ecgbench")
-    _cli("score", "--predictions", preds, "--benchmark", "ptbxl-super", "--mode", "strict",
-         "--val-predictions", val_preds)  # fmt: skip
+    score_and_write(preds, "ptbxl-super", "ecgbench")
+    score_and_write(preds, "ptbxl-super", "strict", val_predictions=val_preds)
 
 
 def cnn_stage(data: Path, out: Path, seed: int, threads: int) -> None:

@@ -1,10 +1,11 @@
-"""Small file helpers shared by every stage: atomic writes, JSON lines, safe relative paths."""
+"""Small file helpers shared by every stage: atomic writes, JSON lines, safe relative paths, row images."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -16,6 +17,7 @@ from ecgvlm.errors import ECGVLMError
 # mkstemp creates 0600 files; datasets and models are meant to be shared, so honour the umask.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+MAX_IMAGE_PIXELS = 64_000_000  # a "page" bigger than this is refused, not decoded
 
 
 @contextmanager
@@ -37,6 +39,36 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[BinaryIO]:
     except BaseException:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+@contextmanager
+def atomic_dir(path: str | Path, replace: bool = True) -> Iterator[Path]:
+    """Build a whole folder in a temporary sibling; move it to ``path`` only if the block succeeds.
+
+        with atomic_dir(out / "model") as tmp:
+            write_everything_into(tmp)
+
+    A crash leaves the old folder (or none), never half a new one. ``replace``: an existing
+    ``path`` is removed first; without it a ``path`` that appeared meanwhile (another process built
+    the same thing) is kept and the new copy dropped.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        tmp.chmod(0o777 & ~_UMASK)
+        yield tmp
+        if replace:
+            shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if replace or not path.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process won the race; its copy is as good
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
@@ -115,6 +147,23 @@ def resolve_inside(root: str | Path, relative: str | Path) -> Path:
     if candidate != root and root not in candidate.parents:
         raise ECGVLMError(f"path {str(relative)!r} escapes the dataset root {root}", relative)
     return candidate
+
+
+def load_image(root: str | Path, rel: str, where: str | Path = ""):
+    """The RGB image a dataset row names by ``rel`` (a path inside ``root``); errors name the file."""
+    from PIL import Image
+
+    if not isinstance(rel, str) or not rel:
+        raise ECGVLMError("row has no image path", where)
+    path = resolve_inside(root, rel)
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise ECGVLMError("image not found", path) from None
+    except (OSError, Image.DecompressionBombError, ValueError) as e:
+        raise ECGVLMError(f"cannot read image ({e})", path) from None
 
 
 def read_csv_rows(path: str | Path) -> list[dict[str, str]]:

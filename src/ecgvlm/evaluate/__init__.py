@@ -2,6 +2,9 @@
 
 Public API (import from the submodules; nothing heavy is imported here):
 
+* ``score``: ``score(predictions, benchmark, mode="strict", val_predictions=None, judge=JudgeSettings())
+  -> Scored`` (``.mode``, ``.metrics``, ``.headline()``, ``.warnings()``), ``write_metrics(out, scored)``,
+  ``score_and_write(...)`` (what ``ecgvlm score`` does), ``BENCHMARK_TASKS``, ``load_rows``
 * ``labels``: ``BENCHMARK_LABELS``, ``ecgbench_labels(text, labels)``, ``extract_labels(text, benchmark)``,
   ``gold_labels(gold, benchmark)``, ``find_mentions(text)``
 * ``ecgbench.score_ecgbench(preds, labels) -> dict``
@@ -12,5 +15,5 @@ Public API (import from the submodules; nothing heavy is imported here):
 * ``dependence.image_dependence(rows) -> dict`` (do the outputs depend on the image?),
   ``dependence.loops(text)``, ``dependence.dependence_warnings(dep, what)``
 * ``table``: ``load_run``, ``write_table(runs, out)``, ``write_sweep(sweep, out)`` (folder layouts there)
-* CLI: ``ecgvlm score`` (``cli_score``), ``ecgvlm table`` (``cli_table``)
+* CLI: ``ecgvlm score`` (``cli_score``, a thin layer over ``score``), ``ecgvlm table`` (``cli_table``)
 """

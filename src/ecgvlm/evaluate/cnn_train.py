@@ -15,7 +15,6 @@ byte-identical across identical runs), ``train_log.json`` (timings), and while t
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from ecgvlm.errors import ECGVLMError
 from ecgvlm.evaluate.cnn_data import ImageSet, label_names, load_imageset, load_pixels
 from ecgvlm.evaluate.cnn_model import CNNConfig, SmallResNet, n_parameters
 from ecgvlm.io import atomic_write_bytes, atomic_write_json
+from ecgvlm.model.schedule import warmup_cosine
 
 KIND = "ecgvlm-cnn"
 MEAN, STD = 0.5, 0.25  # fixed page normalisation; BatchNorm absorbs the rest
@@ -74,11 +74,8 @@ def _shift(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def lr_at(step: int, total: int, base: float, warmup_frac: float) -> float:
-    warm = max(1, int(total * warmup_frac))
-    if step < warm:
-        return base * (step + 1) / warm
-    progress = (step - warm) / max(1, total - warm)
-    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    """Warm-up over ``warmup_frac`` of the steps, then a cosine to zero (``model.schedule``)."""
+    return warmup_cosine(step, total, max(1, int(total * warmup_frac)), peak=base)
 
 
 def per_class_auc(targets: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict[str, float | None]:

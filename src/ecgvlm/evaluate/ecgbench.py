@@ -26,7 +26,7 @@ import numpy as np
 from ecgvlm.evaluate.labels import ecgbench_labels
 
 
-def _r1(x: float) -> float | None:
+def _percent(x: float) -> float | None:
     return None if x is None or math.isnan(x) else round(100.0 * float(x), 1)
 
 
@@ -59,16 +59,16 @@ def score_ecgbench(preds: list[dict], labels: list[str]) -> dict:
         else:
             auc = float(roc_auc_score(y_true[:, i], y_pred[:, i]))
         aucs.append(auc)
-        per_class[c] = {"support": int(y_true[:, i].sum()), "f1": _r1(f1[i]), "auc": _r1(auc)}
+        per_class[c] = {"support": int(y_true[:, i].sum()), "f1": _percent(f1[i]), "auc": _percent(auc)}
     aucs_arr = np.array(aucs)
     finite = aucs_arr[~np.isnan(aucs_arr)]
     return {
         "n": len(preds),
         "classes": classes,
-        "f1": _r1(float(np.mean(f1))),
-        "hamming": _r1(hamming_loss(y_true, y_pred)),
-        "auc": _r1(float(finite.mean())) if finite.size else None,
-        "auc_plain_mean": _r1(float(aucs_arr.mean())),
+        "f1": _percent(float(np.mean(f1))),
+        "hamming": _percent(hamming_loss(y_true, y_pred)),
+        "auc": _percent(float(finite.mean())) if finite.size else None,
+        "auc_plain_mean": _percent(float(aucs_arr.mean())),
         "degenerate_classes": degenerate,
         "per_class": per_class,
         "note": "AUC on binary predictions (published rule); degenerate classes excluded from 'auc', "

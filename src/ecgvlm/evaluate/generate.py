@@ -234,15 +234,15 @@ def evaluate_rows(
     """
     from tqdm import tqdm
 
+    from ecgvlm.io import load_image
     from ecgvlm.model.infer import generate
-    from ecgvlm.train.data import load_image
 
     out_path = Path(out_dir) / (shard_file(shard) if shard else PREDICTIONS)
     done = load_done_ids(out_path)
     stop = len(rows) if limit is None else min(limit, len(rows))
     starts = [s for k, s in enumerate(range(0, stop, batch_size)) if not shard or k % shard[1] == shard[0]]
-    mine = [i for s in starts for i in range(s, min(s + batch_size, stop))]
-    wanted = [i for i in mine if rows[i]["id"] not in done]
+    shard_rows = [i for s in starts for i in range(s, min(s + batch_size, stop))]
+    wanted = [i for i in shard_rows if rows[i]["id"] not in done]
     bar = tqdm(total=len(wanted), desc="evaluate", unit="row", disable=not progress)
     written = 0
     for start in starts:
@@ -275,7 +275,7 @@ def evaluate_rows(
         written += append_rows(out_path, [prediction_record(batch[j], texts[j], scores.get(j)) for j in keep])
         bar.update(len(keep))
     bar.close()
-    return {"written": written, "skipped_done": len(mine) - len(wanted), "rows": len(mine)}
+    return {"written": written, "skipped_done": len(shard_rows) - len(wanted), "rows": len(shard_rows)}
 
 
 def shard_file(shard: tuple[int, int]) -> str:

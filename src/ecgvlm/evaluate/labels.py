@@ -160,7 +160,7 @@ def _loc_key(raw: str) -> str:
 # (regex, concept). A concept is an SCP code, a superclass name, or a callable of the match.
 # Order matters: specific phrases come first and mask their span, so "incomplete right bundle
 # branch block" is not read again as a complete one.
-_W = r"(?:[\w()/-]+\s+){0,3}?"  # up to three filler words ("old", "subendocardial", "myocardial")
+_FILLER_WORDS = r"(?:[\w()/-]+\s+){0,3}?"  # up to three filler words ("old", "subendocardial", "myocardial")
 LEXICON: list[tuple[str, object]] = [
     # normal ECG
     (r"\bnormal\s+(?:ecg|ekg|electrocardiogram|tracing|study|resting\s+ecg)\b", "NORM"),
@@ -169,11 +169,11 @@ LEXICON: list[tuple[str, object]] = [
     (r"\bno\s+(?:definite\s+)?(?:pathology|abnormalit(?:y|ies))\b", "NORM"),
     # infarction with a location; subendocardial injury; ischaemia with a location
     (
-        rf"{LOCATION_RE}\s+{_W}(?:subendocardial\s+)?injury\b",
+        rf"{LOCATION_RE}\s+{_FILLER_WORDS}(?:subendocardial\s+)?injury\b",
         lambda m: _INJ_LOC.get(_loc_key(m["loc"]), "MI"),
     ),
     (
-        rf"{LOCATION_RE}\s+{_W}(?:infarct(?:ion)?s?|mi|myocardial\s+(?:damage|injury|infarction)|heart\s+attack)\b",
+        rf"{LOCATION_RE}\s+{_FILLER_WORDS}(?:infarct(?:ion)?s?|mi|myocardial\s+(?:damage|injury|infarction)|heart\s+attack)\b",
         lambda m: _LOC.get(_loc_key(m["loc"]), "MI"),
     ),
     (
@@ -181,7 +181,7 @@ LEXICON: list[tuple[str, object]] = [
         lambda m: _LOC.get(_loc_key(m["loc"]), "MI"),
     ),
     (
-        rf"{LOCATION_RE}\s+{_W}(?:ischemi[ac]|ischaemi[ac]|myocardial\s+(?:affection|involvement))",
+        rf"{LOCATION_RE}\s+{_FILLER_WORDS}(?:ischemi[ac]|ischaemi[ac]|myocardial\s+(?:affection|involvement))",
         lambda m: _ISC_LOC.get(_loc_key(m["loc"]), "ISC_"),
     ),
     (

@@ -21,7 +21,7 @@ from ecgvlm.evaluate.bootstrap import auc_per_class, bootstrap_ci, f1_per_class,
 from ecgvlm.evaluate.labels import extract_labels, gold_labels, labels_of
 
 
-def _r1(x: float | None) -> float | None:
+def _percent(x: float | None) -> float | None:
     return None if x is None or not np.isfinite(x) else round(100.0 * float(x), 1)
 
 
@@ -145,10 +145,10 @@ def score_strict(
             continue
         per_class[lab] = {
             "support": int(support[j]),
-            "auc": _r1(auc[j]),
-            "f1": _r1(f1[j]) if present[j] else None,
-            "precision": _r1(tp[j] / n_pred[j]) if n_pred[j] else None,
-            "recall": _r1(tp[j] / support[j]) if present[j] else None,
+            "auc": _percent(auc[j]),
+            "f1": _percent(f1[j]) if present[j] else None,
+            "precision": _percent(tp[j] / n_pred[j]) if n_pred[j] else None,
+            "recall": _percent(tp[j] / support[j]) if present[j] else None,
             "threshold": None if thresholds is None else round(float(thresholds[j]), 4),
         }
     cols = np.flatnonzero(present)
@@ -158,13 +158,13 @@ def score_strict(
         "n": len(preds),
         "labels": labels,
         "classes_scored": [labels[j] for j in cols],
-        "auc": _r1(np.nanmean(auc_present)) if np.isfinite(auc_present).any() else None,
-        "f1": _r1(f1[cols].mean()) if cols.size else None,
-        "hamming": _r1(hamming(y_true, y_pred)),
-        "ci95": {k: None if v is None else [_r1(v[0]), _r1(v[1])] for k, v in ci.items()},
+        "auc": _percent(np.nanmean(auc_present)) if np.isfinite(auc_present).any() else None,
+        "f1": _percent(f1[cols].mean()) if cols.size else None,
+        "hamming": _percent(hamming(y_true, y_pred)),
+        "ci95": {k: None if v is None else [_percent(v[0]), _percent(v[1])] for k, v in ci.items()},
         "text": {
-            "f1": _r1(f1_per_class(y_true, y_text)[cols].mean()) if cols.size else None,
-            "hamming": _r1(hamming(y_true, y_text)),
+            "f1": _percent(f1_per_class(y_true, y_text)[cols].mean()) if cols.size else None,
+            "hamming": _percent(hamming(y_true, y_text)),
         },
         "predictions_from": pred_source,
         "thresholds_from": threshold_source,

@@ -181,8 +181,8 @@ def run_dependence(run: Run) -> dict[str, dict]:
     Every mode of a benchmark scores the same rows, so the first mode that recorded it is taken;
     runs scored before the check existed get it from predictions.jsonl when that file is there.
     """
-    from ecgvlm.evaluate.cli_score import BENCHMARK_TASKS, load_rows
     from ecgvlm.evaluate.dependence import image_dependence
+    from ecgvlm.evaluate.score import BENCHMARK_TASKS, load_rows
 
     out = {}
     for bench in sorted(run.benchmarks, key=lambda b: _order(BENCH_ORDER, b)):
@@ -275,7 +275,7 @@ def _plt():
 
 
 def _scored_rows(run: Run, benchmark: str) -> list[dict]:
-    from ecgvlm.evaluate.cli_score import BENCHMARK_TASKS
+    from ecgvlm.evaluate.score import BENCHMARK_TASKS
     from ecgvlm.io import read_jsonl
 
     if not run.predictions.exists():

@@ -1,4 +1,9 @@
-"""Mllama models: the tiny embedded preset, loading local checkpoints, LoRA and tuning presets.
+"""Mllama models: the tiny embedded preset, loading local checkpoints, the chat format, LoRA presets.
+
+- ``ecgvlm.model.chat``: ``encode_messages``, ``truncate``, ``Collator`` and ``IGNORE``: the chat
+  template layout and batching shared by train, evaluate, serve and pretraining.
+- ``ecgvlm.model.base``: ``shipped_base()``, ``default_base()``, ``build_random_tiny(folder, seed)``:
+  which base model to use when none is named.
 
 - ``ecgvlm.model.tiny.build_tiny(out_dir, seed=0, **overrides) -> Path``: the tiny Mllama +
   tokenizer + processor, offline and deterministic; ``llama_11b_config()`` builds the 11B config.

@@ -25,8 +25,8 @@ from functools import lru_cache
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
+from ecgvlm.model.chat import encode_messages
 from ecgvlm.model.infer import model_device, prompt_batch
-from ecgvlm.train.data import encode_messages
 
 STOP_TOKENS = ("<|eot_id|>", "<|end_of_text|>", "<|eom_id|>")
 ASSISTANT_HEADER = "<|start_header_id|>assistant<|end_header_id|>\n\n"

@@ -3,7 +3,7 @@
     texts = generate(model, processor, images, prompts, max_new_tokens=64)
     probs = option_probs(model, processor, images, prompts, ["NORM", "MI", "STTC", "CD", "HYP"])
 
-Prompts are laid out exactly as in training (``ecgvlm.train.data``): ``<|image|>`` at the start
+Prompts are laid out exactly as in training (``ecgvlm.model.chat``): ``<|image|>`` at the start
 of the user turn (or where ``<image>`` stands), then the assistant header. Works on a plain
 Mllama model or a ``peft.PeftModel``.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ecgvlm.train.data import Collator, encode_messages
+from ecgvlm.model.chat import IGNORE, Collator, encode_messages
 
 
 def prompt_ids(tokenizer, prompt: str) -> list[int]:
@@ -34,7 +34,7 @@ def model_device(model) -> torch.device:
 
 def prompt_batch(processor, images: list, seqs: list[list[int]], left_pad: bool) -> dict:
     """Collator batch; with ``left_pad`` the text is shifted right (generation wants the last token last)."""
-    items = [{"input_ids": s, "labels": [-100] * len(s), "image": im} for s, im in zip(seqs, images)]
+    items = [{"input_ids": s, "labels": [IGNORE] * len(s), "image": im} for s, im in zip(seqs, images)]
     batch = Collator(processor, pad_to_multiple_of=0)(items)
     batch.pop("labels")
     if left_pad:

@@ -82,7 +82,7 @@ class Page:
         return json.dumps(self.sidecar)
 
 
-def _r1(a: np.ndarray) -> list[float]:
+def _round1(a: np.ndarray) -> list[float]:
     return np.round(np.asarray(a, dtype=np.float64), 1).tolist()
 
 
@@ -251,10 +251,10 @@ def render(
                 "n_samples": i1 - i0,
                 "truncated": bool(i1 < math.ceil(t1 * fs - 1e-6)),
                 "n_clipped": int(np.count_nonzero(ys_c != ys)),
-                "ink_bbox": _r1([xi.min(), yi.min(), xi.max(), yi.max()]) if len(xi) else None,
+                "ink_bbox": _round1([xi.min(), yi.min(), xi.max(), yi.max()]) if len(xi) else None,
                 "n_outside": int(np.count_nonzero((xi < 0) | (yi < 0) | (xi > W - 1) | (yi > H - 1))),
-                "x": _r1(xi),
-                "y": _r1(yi),
+                "x": _round1(xi),
+                "y": _round1(yi),
             }
         )
         if style.separators and p.col > 0:

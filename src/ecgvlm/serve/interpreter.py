@@ -33,8 +33,6 @@ from ecgvlm.errors import ECGVLMError
 from ecgvlm.instruct.tasks import SUPERCLASS_NAMES, SUPERCLASS_Q
 from ecgvlm.signals.vocab import SUPERCLASSES, statements
 
-DEFAULT_DEMO_MODEL = Path("runs/demo/model")
-
 # The same phrasings the instruction data trains on (ecgvlm.instruct.tasks), so the model is asked
 # questions it has seen. (question, unit, plausible range): out-of-range answers are dropped.
 MEASUREMENTS = {
@@ -132,11 +130,6 @@ def _default_codes() -> tuple[str, ...]:
     return tuple(c for c in CONDITIONS if c in table and c not in SUPERCLASSES)
 
 
-def default_model_dir() -> Path | None:
-    """``runs/demo/model`` when ``ecgvlm demo`` has left a model there, else None (tiny base)."""
-    return DEFAULT_DEMO_MODEL if DEFAULT_DEMO_MODEL.is_dir() else None
-
-
 def plan_questions(tasks: frozenset[str] | None, cfg: InterpretConfig) -> tuple[dict, dict[str, str]]:
     """(how each section is produced, or None; why each None section is skipped).
 
@@ -219,9 +212,9 @@ class ECGInterpreter:
         """Load a model folder (+ optional LoRA adapter). Without one: the demo's model, else the tiny base."""
         from ecgvlm.serve.loading import load
 
-        model, processor, name, untrained, tasks = load(model_dir, adapter, device)
-        interp = cls(model, processor, name, config, tasks)
-        if untrained:
+        loaded = load(model_dir, adapter, device)
+        interp = cls(loaded.model, loaded.processor, loaded.name, config, loaded.tasks)
+        if loaded.untrained:
             interp.warning = (
                 "no fine-tuned model found (runs/demo/model): this is the tiny base model, never trained "
                 "on ECGs, so its answers are noise. Run `ecgvlm demo` or pass --model."

@@ -3,51 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ecgvlm.errors import ECGVLMError
+from ecgvlm.model.base import default_base
 
-TINY_SEED = 0
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("ECGVLM_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ecgvlm"
-    )
-    return Path(root)
+DEFAULT_DEMO_MODEL = Path("runs/demo/model")
 
 
-def tiny_base_dir(seed: int = TINY_SEED) -> Path:
-    """The random tiny Mllama base, built once into the cache (atomically: build, then rename)."""
-    from ecgvlm.model.tiny import build_tiny
-
-    target = cache_dir() / f"tiny-base-seed{seed}"
-    if (target / "ecgvlm_tiny.json").is_file():  # written last by build_tiny
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
-        build_tiny(tmp, seed=seed)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process won the race; its copy is as good as ours
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+def default_model_dir() -> Path | None:
+    """``runs/demo/model`` when ``ecgvlm demo`` has left a model there, else None (tiny base)."""
+    return DEFAULT_DEMO_MODEL if DEFAULT_DEMO_MODEL.is_dir() else None
 
 
-def shipped_base() -> Path | None:
-    """The pretrained tiny base inside the package (``ecgvlm pretrain-base``), if this build has one."""
-    from importlib import resources
+@dataclass(frozen=True)
+class Loaded:
+    """A model ready to serve, what it is called, and what it was fine-tuned on."""
 
-    path = Path(str(resources.files("ecgvlm.model").joinpath("tiny_base")))
-    return path if (path / "config.json").is_file() else None
+    model: Any  # in eval mode
+    processor: Any
+    name: str  # display name: the folder's ("demo-model" for runs/demo/model), "+lora" with an adapter
+    untrained: bool  # a fallback base (no folder named, no demo model): never fine-tuned on ECGs
+    tasks: frozenset[str] | None  # the instruction tasks the adapter was trained on; None: unrecorded
 
 
 def resolve(model_dir: str | Path | None, adapter: str | Path | None) -> tuple[Path, Path | None]:
@@ -56,12 +35,10 @@ def resolve(model_dir: str | Path | None, adapter: str | Path | None) -> tuple[P
     No folder given: ``runs/demo/model`` (with its ``adapter/`` when there is one), else the tiny
     base shipped in the package, else a random tiny base built into the cache.
     """
-    from ecgvlm.serve.interpreter import default_model_dir
-
     if model_dir is None:
         model_dir = default_model_dir()
         if model_dir is None:
-            return shipped_base() or tiny_base_dir(), (Path(adapter) if adapter else None)
+            return default_base(), (Path(adapter) if adapter else None)
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ECGVLMError("model folder not found", model_dir)
@@ -95,15 +72,11 @@ def trained_tasks(adapter_dir: Path | None) -> frozenset[str] | None:
     return frozenset(tasks) or None
 
 
-def load(
-    model_dir: str | Path | None, adapter: str | Path | None, device: str | None
-) -> tuple[Any, Any, str, bool, frozenset[str] | None]:
-    """(model in eval mode, processor, display name, whether it is a fallback base, not fine-tuned,
-    the tasks it was fine-tuned on or None when unrecorded)."""
+def load(model_dir: str | Path | None, adapter: str | Path | None, device: str | None) -> Loaded:
+    """Resolve (see ``resolve``) and load the model to serve."""
     import torch
 
     from ecgvlm.model.load import load_model_and_processor
-    from ecgvlm.serve.interpreter import default_model_dir
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -116,4 +89,4 @@ def load(
         name += "+lora"
 
     untrained = model_dir is None and adapter_dir is None and default_model_dir() is None
-    return model, processor, name, untrained, tasks
+    return Loaded(model, processor, name, untrained, tasks)

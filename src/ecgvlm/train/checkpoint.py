@@ -1,9 +1,14 @@
-"""Training checkpoints without pickle: tensors in safetensors, everything else in JSON.
+"""Training checkpoints, in both formats a run may write; each folder is ``checkpoints/step-000120``.
 
-A checkpoint folder ``checkpoints/step-000120`` holds the trainable weights, the AdamW state, the
-scheduler, the RNG states (torch/CUDA as tensors, Python/NumPy as JSON) and the loop position. It is
-written to a temporary folder and renamed into place, so a kill leaves the previous checkpoint
-intact and never a half-written one.
+* Our own (``save_checkpoint`` / ``load_checkpoint``), without pickle: tensors in safetensors,
+  everything else in JSON: the trainable weights, the AdamW state, the scheduler, the RNG states
+  (torch/CUDA as tensors, Python/NumPy as JSON) and the loop position.
+* Under DeepSpeed (``save_engine_checkpoint`` / ``load_engine_checkpoint``): the engine's own files
+  in ``accelerate/`` (its sharded weights and optimizer), with the position, scheduler and log in
+  JSON beside them.
+
+Either is written to a temporary folder and renamed into place, so a kill leaves the previous
+checkpoint intact and never a half-written one.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import atomic_write_json
+from ecgvlm.io import atomic_dir, atomic_write_json
 
 
 def _trainable(model) -> dict[str, torch.Tensor]:
@@ -83,26 +88,23 @@ def save_checkpoint(
     ckpt_dir: Path, model, optimizer, scheduler, position: dict, log: list[dict], keep: int = 2
 ) -> Path:
     """Write ``ckpt_dir/step-NNNNNN`` atomically (temp folder + rename) and prune old ones."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     final = ckpt_dir / f"step-{position['step']:06d}"
-    tmp = ckpt_dir / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    params = _trainable(model)
-    names = list(params)
-    save_file({n: p.detach().contiguous() for n, p in params.items()}, str(tmp / "trainable.safetensors"))
-    opt_tensors, opt_meta = optimizer_state(optimizer, names)
-    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    rng_tensors, rng_meta = rng_state()
-    save_file(rng_tensors, str(tmp / "rng.safetensors"))
-    atomic_write_json(
-        tmp / "state.json",
-        {"position": position, "optimizer": opt_meta, "scheduler": scheduler.state_dict(), "rng": rng_meta},
-        indent=None,
-    )
-    atomic_write_json(tmp / "log.json", log, indent=None)
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        params = _trainable(model)
+        names = list(params)
+        save_file({n: p.detach().contiguous() for n, p in params.items()}, str(tmp / "trainable.safetensors"))
+        opt_tensors, opt_meta = optimizer_state(optimizer, names)
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        rng_tensors, rng_meta = rng_state()
+        save_file(rng_tensors, str(tmp / "rng.safetensors"))
+        state = {
+            "position": position,
+            "optimizer": opt_meta,
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_meta,
+        }
+        atomic_write_json(tmp / "state.json", state, indent=None)
+        atomic_write_json(tmp / "log.json", log, indent=None)
     for old in sorted(ckpt_dir.glob("step-*"))[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -133,3 +135,29 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[dict, list
     scheduler.load_state_dict(meta["scheduler"])
     set_rng_state(rng, meta["rng"])
     return meta["position"], log
+
+
+def save_engine_checkpoint(accelerator, ckpt_dir: Path, scheduler, position: dict, log: list[dict]) -> Path:
+    """DeepSpeed's checkpoint (every process calls this): the engine writes its own state, the main
+    process adds the position, scheduler and log, then renames the folder into place."""
+    final = ckpt_dir / f"step-{position['step']:06d}"
+    tmp = ckpt_dir / f".{final.name}.tmp"
+    accelerator.save_state(str(tmp / "accelerate"))
+    if accelerator.is_main_process:
+        atomic_write_json(
+            tmp / "state.json",
+            {"position": position, "scheduler": scheduler.state_dict()},
+            indent=None,
+        )
+        atomic_write_json(tmp / "log.json", log, indent=None)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    return final
+
+
+def load_engine_checkpoint(accelerator, path: Path, scheduler) -> tuple[dict, list[dict]]:
+    """Restore a ``save_engine_checkpoint`` folder; returns (position, log)."""
+    accelerator.load_state(str(path / "accelerate"))  # our own files: DeepSpeed's format
+    state = json.loads((path / "state.json").read_text())
+    scheduler.load_state_dict(state["scheduler"])
+    return state["position"], json.loads((path / "log.json").read_text())

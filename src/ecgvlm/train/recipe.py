@@ -18,19 +18,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.io import atomic_write_json, atomic_write_text, share_files
 from ecgvlm.model.card import write_model_card
+from ecgvlm.model.schedule import warmup_cosine
 from ecgvlm.model.tokenizer import make_tokenizer_portable
 from ecgvlm.outputs import claim_output_dir
 from ecgvlm.train.cards import adapter_card_info
 from ecgvlm.train.config import RecipeCfg, to_dict, to_yaml
+from ecgvlm.train.loss import causal_lm_loss
 from ecgvlm.train.tracking import accelerator_kwargs, check_tracker, flat_config, start_trackers
 from ecgvlm.train.validation import evaluate_loss, save_best, superclass_auc
-
-IGNORE = -100
 
 
 # ---------------------------------------------------------------- setup helpers
@@ -53,15 +52,11 @@ def base_model_dir(cfg: RecipeCfg, out: Path) -> Path:
     """The base model folder; ``tiny`` builds the random tiny preset (deterministic) once."""
     if cfg.model.path != "tiny":
         return Path(cfg.model.path).resolve()
-    from ecgvlm.model.tiny import build_tiny
+    from ecgvlm.model.base import build_random_tiny
 
     target = out / "tiny-base"
     if not (target / "model.safetensors").is_file():
-        tmp = out / ".tiny-base.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        build_tiny(tmp, seed=cfg.model.tiny_seed)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        build_random_tiny(target, seed=cfg.model.tiny_seed)
     return target.resolve()
 
 
@@ -118,13 +113,8 @@ def enable_checkpointing(model, every_n_layers: int = 1) -> None:
 
 
 def cosine_schedule(optimizer, warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    """Warm-up, then a cosine to zero at ``total`` (``model.schedule.warmup_cosine``)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, total, warmup))
 
 
 def deepspeed_plugin(cfg: RecipeCfg, precision: str):
@@ -151,29 +141,6 @@ def deepspeed_plugin(cfg: RecipeCfg, precision: str):
 
 
 # ---------------------------------------------------------------- the loss
-def causal_lm_loss(model, batch: dict, label_logits_only: bool = True) -> torch.Tensor:
-    """Mean next-token cross-entropy over answer tokens.
-
-    With ``label_logits_only`` lm_head runs only at positions whose next token is a label, through
-    transformers' boolean ``logits_to_keep``: a 128k-vocab logit tensor for every position (the
-    largest activation of a long prompt) never exists.
-    """
-    labels = batch["labels"]
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    target = labels[:, 1:]
-    if not label_logits_only:
-        logits = model(**inputs, use_cache=False).logits[:, :-1]
-        return F.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE
-        )
-    keep = torch.zeros_like(labels, dtype=torch.bool)
-    keep[:, :-1] = target != IGNORE
-    if not keep.any():  # nothing to learn in this batch (all answers truncated): a zero that has a graph
-        return sum(p.sum() * 0.0 for p in model.parameters() if p.requires_grad)
-    logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
-    return F.cross_entropy(logits.float(), target[target != IGNORE])
-
-
 def trainable_digest(model) -> str:
     """sha256 over the trainable tensors (by name, fp32 bytes): equal weights, equal digest."""
     import hashlib
@@ -201,10 +168,17 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
+    from ecgvlm.model.chat import Collator
     from ecgvlm.model.load import PARTIAL_WEIGHTS, load_processor
     from ecgvlm.model.tuning import LoraSettings, apply_tuning, describe_trainable, trainable_summary
-    from ecgvlm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-    from ecgvlm.train.data import Collator, InstructDataset, epoch_batches
+    from ecgvlm.train.checkpoint import (
+        latest_checkpoint,
+        load_checkpoint,
+        load_engine_checkpoint,
+        save_checkpoint,
+        save_engine_checkpoint,
+    )
+    from ecgvlm.train.data import InstructDataset, epoch_batches
 
     # ---- setup
     if cfg.train.threads:
@@ -277,11 +251,7 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         if last is None:
             accelerator.print(f"no checkpoint in {ckpt_dir}; starting from step 0")
         elif plugin is not None:
-            accelerator.load_state(str(last / "accelerate"))  # our own files: DeepSpeed's format
-            state = json.loads((last / "state.json").read_text())
-            position = state["position"]
-            scheduler.load_state_dict(state["scheduler"])
-            log = json.loads((last / "log.json").read_text())
+            position, log = load_engine_checkpoint(accelerator, last, scheduler)
         else:
             position, log = load_checkpoint(last, accelerator.unwrap_model(model), optimizer, scheduler)
             accelerator.print(f"resumed from {last.name}")
@@ -347,18 +317,7 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
 
     def checkpoint() -> None:
         if plugin is not None:
-            final = ckpt_dir / f"step-{position['step']:06d}"
-            tmp = ckpt_dir / f".{final.name}.tmp"
-            accelerator.save_state(str(tmp / "accelerate"))
-            if accelerator.is_main_process:
-                atomic_write_json(
-                    tmp / "state.json",
-                    {"position": position, "scheduler": scheduler.state_dict()},
-                    indent=None,
-                )
-                atomic_write_json(tmp / "log.json", log, indent=None)
-                shutil.rmtree(final, ignore_errors=True)
-                os.replace(tmp, final)
+            save_engine_checkpoint(accelerator, ckpt_dir, scheduler, position, log)
         elif accelerator.is_main_process:
             save_checkpoint(
                 ckpt_dir,
@@ -391,11 +350,11 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         )
         while position["batch"] < len(batches) and position["step"] < total_steps:
             idx = batches[position["batch"]]
-            mine = (
+            rank_rows = (
                 idx[rank * cfg.train.batch_size : (rank + 1) * cfg.train.batch_size]
                 or idx[: cfg.train.batch_size]
             )
-            batch = {k: v.to(accelerator.device) for k, v in collate([data[i] for i in mine]).items()}
+            batch = {k: v.to(accelerator.device) for k, v in collate([data[i] for i in rank_rows]).items()}
             if precision == "bf16":
                 batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
             with accelerator.accumulate(model):

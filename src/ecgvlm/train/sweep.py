@@ -89,8 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------- planning
 def plan(args: argparse.Namespace) -> dict:
     """Check the whole sweep before anything runs; returns the spec (JSON-able) and the points."""
-    from ecgvlm.evaluate.cli_score import BENCHMARK_TASKS
     from ecgvlm.evaluate.generate import read_rows, row_task
+    from ecgvlm.evaluate.score import BENCHMARK_TASKS
     from ecgvlm.train.config import load_config
     from ecgvlm.train.sweep_grid import check_sources, expand, expand_loo, parse_grid
 
@@ -241,8 +241,7 @@ def modes_of(benchmark: str) -> list[str]:
 
 def score_stage(pdir: Path, spec: dict, val_predictions: Path | None) -> list[str]:
     """Score every benchmark in its modes into a fresh pdir/metrics.json; returns headline lines."""
-    from ecgvlm.evaluate.cli_score import BENCHMARK_TASKS, _headline, merge_metrics, score_file
-    from ecgvlm.evaluate.dependence import dependence_warnings
+    from ecgvlm.evaluate.score import BENCHMARK_TASKS, score, write_metrics
     from ecgvlm.io import read_jsonl
 
     metrics = pdir / "metrics.json"
@@ -252,20 +251,13 @@ def score_stage(pdir: Path, spec: dict, val_predictions: Path | None) -> list[st
     for bench in spec["benchmarks"]:
         val = str(val_predictions) if BENCHMARK_TASKS[bench] in val_tasks else None
         for mode in modes_of(bench):
-            ns = argparse.Namespace(
-                predictions=str(pdir / "predictions.jsonl"),
-                benchmark=bench,
-                mode="strict" if mode == "findings" else mode,
-                task=None,
-                val_predictions=val,
-                judge="findings",
-                bootstrap=spec["bootstrap"],
-                seed=0,
+            mode = "strict" if mode == "findings" else mode  # a report's mode is its judge (findings)
+            scored = score(
+                str(pdir / "predictions.jsonl"), bench, mode, val_predictions=val, bootstrap=spec["bootstrap"]
             )
-            key, m = score_file(ns)
-            merge_metrics(metrics, bench, key, m, ns.predictions)
-            lines.append(_headline(bench, key, m))
-            lines += [f"WARNING: {w}" for w in dependence_warnings(m["image_dependence"], f"{bench} [{key}]")]
+            write_metrics(metrics, scored)
+            lines.append(scored.headline())
+            lines += [f"WARNING: {w}" for w in scored.warnings()]
     return lines
 
 

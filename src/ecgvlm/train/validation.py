@@ -29,7 +29,7 @@ def evaluate_loss(
     """Mean per-batch answer loss over a dataset in file order (dropout off). With an ``accelerator``
     each process takes every world-th batch and the sums are reduced, so all processes return the
     same mean over all batches."""
-    from ecgvlm.train.recipe import causal_lm_loss
+    from ecgvlm.train.loss import causal_lm_loss
 
     was_training = model.training
     model.eval()
@@ -80,9 +80,9 @@ def superclass_auc(model, processor, data, device, precision: str, limit: int = 
     import numpy as np
     from sklearn.metrics import roc_auc_score
 
+    from ecgvlm.io import load_image
     from ecgvlm.model.infer import option_probs
     from ecgvlm.signals.vocab import SUPERCLASSES
-    from ecgvlm.train.data import load_image
 
     rows = [r for r in data.rows if (r.get("metadata") or {}).get("subtask") == "superclass"][:limit]
     if not rows:

@@ -13,33 +13,9 @@ diagnosis, waveform (P/QRS/ST/T morphology, intervals, axis), rhythm (rhythm, ra
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Protocol
+from ecgvlm.evaluate.judges.base import ASPECTS, Judge, JudgeScore, total_of
 
-ASPECTS = ("diagnosis", "waveform", "rhythm")
-
-
-@dataclass(frozen=True)
-class JudgeScore:
-    diagnosis: float | None
-    waveform: float | None
-    rhythm: float | None
-    total: float
-    rationale: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def total_of(aspects: dict[str, float | None]) -> float:
-    judged = [v for v in aspects.values() if v is not None]
-    return round(10.0 * sum(judged) / len(judged), 2) if judged else 0.0
-
-
-class Judge(Protocol):
-    name: str
-
-    def score(self, candidate: str, reference: str) -> JudgeScore: ...
+__all__ = ["ASPECTS", "Judge", "JudgeScore", "make_judge", "score_reports", "total_of"]
 
 
 def make_judge(name: str, **kwargs) -> Judge:

@@ -30,7 +30,7 @@ import re
 import sys
 from collections import Counter
 
-from ecgvlm.evaluate.judges import ASPECTS, JudgeScore, total_of
+from ecgvlm.evaluate.judges.base import ASPECTS, JudgeScore, total_of
 from ecgvlm.evaluate.labels import SCOPE_CHARS, ClauseIndex, capped, compile_lexicon, find_mentions
 
 _MI_LOC = {

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.evaluate.http_client import ChatClient, EndpointError
-from ecgvlm.evaluate.judges import ASPECTS, JudgeScore, total_of
+from ecgvlm.evaluate.judges.base import ASPECTS, JudgeScore, total_of
 from ecgvlm.io import atomic_write_json
 
 RUBRIC_VERSION = "ecgvlm-report-rubric-1"

@@ -45,7 +45,7 @@ def text_batch(tokenizer, pairs: list[tuple[str, str]]) -> dict:
     """Padded text-only batch, labels on the report and its end-of-turn only."""
     import torch
 
-    from ecgvlm.train.data import IGNORE, encode_messages
+    from ecgvlm.model.chat import IGNORE, encode_messages
 
     encoded = [
         encode_messages(
@@ -83,11 +83,12 @@ def train_text(
     """``steps`` AdamW steps of report language modelling; returns the loss log."""
     import torch
 
-    from ecgvlm.model.pretrain import lr_factor
+    from ecgvlm.model.schedule import warmup_cosine
 
     params = text_parameters(model)
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup, 1.0, 0.05))
+    # the cosine is measured from step 0 (decay_from=0), warm-up included, down to 5 % of ``lr``
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, warmup, 0, 0.05))
     model.train()
     bar = None
     if progress:

@@ -13,7 +13,6 @@ records it so ``--steps N`` rebuilds the same weights.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -21,11 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import atomic_write_json, share_files
+from ecgvlm.io import atomic_dir, atomic_write_json, share_files
+from ecgvlm.model.schedule import decay_start, warmup_cosine
 from ecgvlm.model.tokenizer import make_tokenizer_portable
 
 # Tiny geometries (all the real Mllama structure: local + gated global vision layers, intermediate
-# features, cross-attention). Chosen by pilot runs, see tiny_base/MODEL_CARD.md.
+# features, cross-attention). Chosen by pilot runs, see model/tiny_base/MODEL_CARD.md.
 GEOMETRIES: dict[str, dict] = {
     "p224": {"vision": {"image_size": 224, "patch_size": 14}},
     "p224s8": {"vision": {"image_size": 224, "patch_size": 8}},
@@ -75,7 +75,7 @@ class PretrainConfig:
     yesno_fraction: float = 0.8
     # Stage 2 opens with one yes/no question only. Measured: from a random text model, the full
     # mix had not started to use the image after 800 steps; one fixed question does within 100,
-    # and the mix that follows then builds on that path (tiny_base/MODEL_CARD.md).
+    # and the mix that follows then builds on that path (model/tiny_base/MODEL_CARD.md).
     first_task: str = "y_t_down"
     first_task_steps: int = 400
     record_pool: int = 6000  # distinct synthetic ECG records; each page is asked several questions
@@ -107,7 +107,7 @@ def build_base(out_dir: Path, cfg: PretrainConfig) -> Path:
 
 
 def encode(tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]:
-    from ecgvlm.train.data import encode_messages
+    from ecgvlm.model.chat import encode_messages
 
     msgs = [{"role": "user", "content": "<image>\n" + question}, {"role": "assistant", "content": answer}]
     return encode_messages(tokenizer, msgs)
@@ -116,8 +116,8 @@ def encode(tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]
 def batch_at(
     cfg: PretrainConfig, processor, step: int, stream_seed: int | None = None
 ) -> tuple[dict, list[str]]:
-    from ecgvlm.model.pretrain_tasks import make_example
-    from ecgvlm.train.data import Collator
+    from ecgvlm.model.chat import Collator
+    from ecgvlm.train.pretrain_tasks import make_example
 
     seed = cfg.seed if stream_seed is None else stream_seed
     items, tasks = [], []
@@ -136,17 +136,7 @@ def lr_factor(step: int, total: int, warmup: int, decay_frac: float, min_ratio: 
     Until the decay starts the factor does not depend on ``total``, so a run may be resumed with a
     different ``--steps`` (before the decay) and still equal a fresh run with that step count.
     """
-    if step < warmup:
-        return (step + 1) / warmup
-    start = decay_start(total, decay_frac)
-    if step < start:
-        return 1.0
-    p = min(1.0, (step - start) / max(1, total - start))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p))
-
-
-def decay_start(total: int, decay_frac: float) -> int:
-    return int(round(total * (1 - decay_frac)))
+    return warmup_cosine(step, total, warmup, decay_start(total, decay_frac), min_ratio)
 
 
 def _setup_torch(cfg: PretrainConfig):
@@ -193,10 +183,8 @@ def pretrain(
     work = out / "_work"
     init = work / "init"
     if not (init / "config.json").is_file():
-        tmp = work / ".init.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        build_base(tmp, cfg)
-        os.replace(tmp, init)
+        with atomic_dir(init) as tmp:
+            build_base(tmp, cfg)
     processor = load_processor(init)
 
     def load_init():
@@ -290,7 +278,7 @@ def pretrain(
     scores = task_exact_match(model, processor, cfg)
     export(model, processor, init, out, cfg, total, wall, log, scores, vision_log)
     if cfg.text_steps > 0:
-        from ecgvlm.model.pretrain_text import text_stage
+        from ecgvlm.train.pretrain_text import text_stage
 
         del model
         text_stage(out, out, cfg.seed, cfg.text_steps, cfg.text_batch_size, cfg.text_lr, cfg.threads,
@@ -302,7 +290,7 @@ def vision_stage(load_init, processor, cfg: PretrainConfig, work: Path, progress
     """Stage 1 once: the trained tower goes to WORK/vision.safetensors (a rerun reuses it)."""
     from safetensors.torch import save_file
 
-    from ecgvlm.model.pretrain_vision import train_vision
+    from ecgvlm.train.pretrain_vision import train_vision
 
     done, log_file, opts_file = (
         work / "vision.safetensors",
@@ -344,7 +332,7 @@ def vision_stage(load_init, processor, cfg: PretrainConfig, work: Path, progress
 def task_exact_match(model, processor, cfg: PretrainConfig) -> dict[str, list[int]]:
     """Greedy exact match per task on a held-out stream (seed + 1): {task: [correct, total]}."""
     from ecgvlm.model.infer import generate
-    from ecgvlm.model.pretrain_tasks import make_example
+    from ecgvlm.train.pretrain_tasks import make_example
 
     exs = [
         make_example(cfg.seed + 1, i, cfg.ecg_fraction, cfg.record_pool, cfg.yesno_fraction)

@@ -23,7 +23,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ecgvlm.model.pretrain import DEFAULT_GEOMETRY, GEOMETRIES, PretrainConfig
+    from ecgvlm.train.pretrain import DEFAULT_GEOMETRY, GEOMETRIES, PretrainConfig
 
     d = PretrainConfig()
     parser.add_argument("--out", required=True, help="output folder (a fresh one, or the run to --resume)")
@@ -96,12 +96,12 @@ def main(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # bit-reproducible MKL kernels (before torch loads)
     from ecgvlm.errors import ECGVLMError
-    from ecgvlm.model.pretrain import PretrainConfig, pretrain
+    from ecgvlm.train.pretrain import PretrainConfig, pretrain
 
     if args.from_base:
         from pathlib import Path
 
-        from ecgvlm.model.pretrain_text import text_stage
+        from ecgvlm.train.pretrain_text import text_stage
 
         out = Path(args.out)
         if args.text_steps < 1:

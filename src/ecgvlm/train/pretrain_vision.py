@@ -11,7 +11,7 @@ Here the vision tower (patch embedding, local and global layers) plus a throw-aw
 its mean- and max-pooled patch features regress measurements of the page's signal: per lead the R
 height, S depth, Q depth, ST level and T deflection, and page-wide the QRS and PR durations, heart
 rate, beats in the rhythm strip. Never a diagnosis. The head is discarded; stage 2
-(``ecgvlm.model.pretrain``) then trains the projector, cross-attention and text model on the
+(``ecgvlm.train.pretrain``) then trains the projector, cross-attention and text model on the
 image-text tasks with this tower frozen.
 
 Deterministic like stage 2: batch ``s`` holds pool records drawn from (seed, s), one thread.
@@ -50,7 +50,7 @@ def vision_batch(processor, seed: int, step: int, batch_size: int, record_pool: 
     """(pixel inputs, targets) of batch ``step``: a pure function of its arguments."""
     import torch
 
-    from ecgvlm.model.pretrain_tasks import ecg_page, measurable
+    from ecgvlm.train.pretrain_tasks import ecg_page, measurable
 
     rng = np.random.default_rng([int(seed), int(step), 11])
     images, targets = [], []
@@ -86,6 +86,9 @@ def train_vision(model, processor, cfg, progress: bool = True) -> list[dict]:
     opt = torch.optim.AdamW(params, lr=cfg.vision_lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     total, warm = cfg.vision_steps, max(1, cfg.vision_steps // 10)
 
+    # Its own warm-up + cosine, not model.schedule.warmup_cosine: this one rounds pi * (s - warm)
+    # before dividing, so the shared function would move some rates by one ulp and the shipped base
+    # (bit-reproducible from its card's command) would no longer be rebuilt byte for byte.
     def factor(s: int) -> float:
         if s < warm:
             return (s + 1) / warm
