@@ -1,4 +1,7 @@
-"""The fine-tuning recipe, top to bottom: setup -> train -> save.
+"""The fine-tuning recipe, top to bottom: ``train`` = ``setup`` -> ``train_loop`` -> ``save_final``.
+
+Setup builds a ``Run`` (the model, data, optimizer, schedule, accelerator and the loop position);
+the loop and the save step are plain functions of it.
 
 A plain PyTorch loop; accelerate only places the model on devices, does bf16 autocast and wraps
 DeepSpeed ZeRO-2 when the recipe names a DeepSpeed JSON. Resuming restores weights, AdamW,
@@ -14,7 +17,10 @@ import os
 import random
 import shutil
 import time
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -140,7 +146,7 @@ def deepspeed_plugin(cfg: RecipeCfg, precision: str):
     return DeepSpeedPlugin(hf_ds_config=ds)
 
 
-# ---------------------------------------------------------------- the loss
+# ---------------------------------------------------------------- digests and memory
 def trainable_digest(model) -> str:
     """sha256 over the trainable tensors (by name, fp32 bytes): equal weights, equal digest."""
     import hashlib
@@ -162,25 +168,111 @@ def peak_memory_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+# ---------------------------------------------------------------- the run's state
+@dataclass
+class Run:
+    """What setup builds and the loop and the save step share; ``position`` and ``log`` change as
+    it trains (and are what a checkpoint stores beside the weights, optimizer and scheduler)."""
+
+    cfg: RecipeCfg
+    accelerator: Any
+    plugin: Any  # accelerate's DeepSpeedPlugin, or None without DeepSpeed
+    precision: str
+    out: Path
+    ckpt_dir: Path
+    base_dir: Path
+    processor: Any
+    model: Any
+    params: list[torch.nn.Parameter]
+    optimizer: Any
+    scheduler: Any
+    data: Any  # InstructDataset
+    val: Any  # InstructDataset or None
+    collate: Any
+    opening: Any  # the curriculum's opening batches (InstructDataset.curriculum)
+    global_batch: int
+    total_steps: int
+    trainable: str  # describe_trainable's line
+    n_trainable: int
+    n_total: int
+    position: dict = field(default_factory=lambda: {"step": 0, "epoch": 0, "batch": 0})
+    log: list[dict] = field(default_factory=list)
+
+
 # ---------------------------------------------------------------- the recipe
 def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     """Run the recipe; returns the output folder (adapter or partial weights + processor + config + log)."""
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
+    from accelerate.utils import gather_object
 
-    from ecgvlm.model.chat import Collator
-    from ecgvlm.model.load import PARTIAL_WEIGHTS, load_processor
-    from ecgvlm.model.tuning import LoraSettings, apply_tuning, describe_trainable, trainable_summary
-    from ecgvlm.train.checkpoint import (
-        latest_checkpoint,
-        load_checkpoint,
-        load_engine_checkpoint,
-        save_checkpoint,
-        save_engine_checkpoint,
+    run = setup(cfg, resume)
+    wall, seen = train_loop(run)
+    val_loss = validate(run) if run.val is not None else None
+    digests = gather_object([trainable_digest(run.accelerator.unwrap_model(run.model))])
+    if run.accelerator.is_main_process:
+        save_final(run, val_loss, wall, seen, digests)
+    # close the trackers (flushes TensorBoard / W&B / MLflow); not end_training(), which would also
+    # destroy the process group that the caller's next run (a sweep) may still use
+    for tracker in run.accelerator.trackers:
+        tracker.finish()
+    run.accelerator.wait_for_everyone()
+    return run.out
+
+
+# ---------------------------------------------------------------- setup
+def setup(cfg: RecipeCfg, resume: bool) -> Run:
+    """Config -> accelerator, output folder, model, data, optimizer, schedule and (``resume``) the
+    restored state; writes config.yaml and starts the trackers."""
+    check_recipe(cfg)
+    precision = resolve_precision(cfg)
+    if precision == "bf16" and not torch.cuda.is_available():
+        print("note: bf16 on CPU is several times slower than fp32")
+    plugin = deepspeed_plugin(cfg, precision) if cfg.deepspeed else None
+    accelerator = make_accelerator(cfg, precision, plugin)
+    out, ckpt_dir, base_dir = claim_output(cfg, accelerator, resume)
+    seed_everything(cfg.train.seed)
+    processor, model, trainable, n_trainable, n_total = build_model(cfg, base_dir, precision, accelerator)
+    data, val, collate, opening = build_data(cfg, processor, accelerator)
+    global_batch = cfg.train.batch_size * accelerator.num_processes
+    micro_per_epoch = math.ceil(len(data) / global_batch)
+    steps_per_epoch = max(1, micro_per_epoch // cfg.train.grad_accum)
+    total_steps = cfg.train.max_steps or max(1, int(cfg.train.epochs * steps_per_epoch))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    scheduler = cosine_schedule(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    run = Run(
+        cfg=cfg,
+        accelerator=accelerator,
+        plugin=plugin,
+        precision=precision,
+        out=out,
+        ckpt_dir=ckpt_dir,
+        base_dir=base_dir,
+        processor=processor,
+        model=model,
+        params=params,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        data=data,
+        val=val,
+        collate=collate,
+        opening=opening,
+        global_batch=global_batch,
+        total_steps=total_steps,
+        trainable=trainable,
+        n_trainable=n_trainable,
+        n_total=n_total,
     )
-    from ecgvlm.train.data import InstructDataset, epoch_batches
+    if resume:
+        restore(run)
+    if accelerator.is_main_process:
+        atomic_write_text(out / "config.yaml", to_yaml(cfg))
+    start_trackers(accelerator, cfg.train.report_to, out, flat_config(to_dict(cfg)))
+    return run
 
-    # ---- setup
+
+def check_recipe(cfg: RecipeCfg) -> None:
+    """Set the thread count; refuse a recipe that cannot run before anything loads."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if not cfg.data.train:
@@ -188,11 +280,12 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     if cfg.train.eval_every and not cfg.data.val:
         raise ECGVLMError("train.eval_every needs data.val (the validation file)")
     check_tracker(cfg.train.report_to)
-    precision = resolve_precision(cfg)
-    if precision == "bf16" and not torch.cuda.is_available():
-        print("note: bf16 on CPU is several times slower than fp32")
-    plugin = deepspeed_plugin(cfg, precision) if cfg.deepspeed else None
-    accelerator = Accelerator(
+
+
+def make_accelerator(cfg: RecipeCfg, precision: str, plugin):
+    from accelerate import Accelerator
+
+    return Accelerator(
         mixed_precision="bf16" if precision == "bf16" else "no",
         gradient_accumulation_steps=cfg.train.grad_accum,
         deepspeed_plugin=plugin,
@@ -201,6 +294,12 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
         cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1,
         **accelerator_kwargs(cfg.train.report_to, Path(cfg.output_dir)),
     )
+
+
+def claim_output(cfg: RecipeCfg, accelerator, resume: bool) -> tuple[Path, Path, Path]:
+    """(output folder, its checkpoints folder, the base model folder)."""
+    from ecgvlm.train.checkpoint import latest_checkpoint
+
     # Rank 0 claims the folder and builds anything shared (the tiny base) first; the others wait at
     # a barrier, then find both done. No --overwrite here: emptying the folder would race them.
     with accelerator.main_process_first():
@@ -211,7 +310,14 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
                 "holds checkpoints of an earlier run: pass --resume, or choose a new output_dir", out
             )
         base_dir = base_model_dir(cfg, out)
-    seed_everything(cfg.train.seed)
+    return out, ckpt_dir, base_dir
+
+
+def build_model(cfg: RecipeCfg, base_dir: Path, precision: str, accelerator):
+    """(processor, tunable model, describe_trainable's line, trainable params, total params)."""
+    from ecgvlm.model.load import load_processor
+    from ecgvlm.model.tuning import LoraSettings, apply_tuning, describe_trainable, trainable_summary
+
     processor = load_processor(base_dir)
     model = load_base(cfg, base_dir, precision, accelerator.device.type)
     if cfg.model.max_num_tiles:
@@ -219,11 +325,19 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
     model = apply_tuning(
         model, cfg.tuning, LoraSettings(cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout), cfg.lora.target_regex
     )
-    summary = describe_trainable(model, cfg.tuning)
+    trainable = describe_trainable(model, cfg.tuning)
     n_trainable, n_total = trainable_summary(model)
-    accelerator.print(summary)
+    accelerator.print(trainable)
     if cfg.train.gradient_checkpointing:
         enable_checkpointing(model, cfg.train.checkpoint_every_n_layers)
+    return processor, model, trainable, n_trainable, n_total
+
+
+def build_data(cfg: RecipeCfg, processor, accelerator):
+    """(training set, validation set or None, collator, the curriculum's opening batches)."""
+    from ecgvlm.model.chat import Collator
+    from ecgvlm.train.data import InstructDataset
+
     data = InstructDataset(
         cfg.data.train, processor.tokenizer, cfg.data.max_len, cfg.data.sources, cfg.data.image_root
     )
@@ -234,218 +348,243 @@ def train(cfg: RecipeCfg, resume: bool = False) -> Path:
             cfg.data.val, processor.tokenizer, cfg.data.max_len, cfg.data.sources, cfg.data.image_root
         )
     opening = data.curriculum(cfg.data.curriculum, cfg.train.batch_size * accelerator.num_processes)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    global_batch = cfg.train.batch_size * world
-    micro_per_epoch = math.ceil(len(data) / global_batch)
-    steps_per_epoch = max(1, micro_per_epoch // cfg.train.grad_accum)
-    total_steps = cfg.train.max_steps or max(1, int(cfg.train.epochs * steps_per_epoch))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    scheduler = cosine_schedule(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
+    return data, val, collate, opening
 
-    position = {"step": 0, "epoch": 0, "batch": 0}
-    log: list[dict] = []
-    if resume:
-        last = latest_checkpoint(ckpt_dir)
-        if last is None:
-            accelerator.print(f"no checkpoint in {ckpt_dir}; starting from step 0")
-        elif plugin is not None:
-            position, log = load_engine_checkpoint(accelerator, last, scheduler)
-        else:
-            position, log = load_checkpoint(last, accelerator.unwrap_model(model), optimizer, scheduler)
-            accelerator.print(f"resumed from {last.name}")
-    if accelerator.is_main_process:
-        atomic_write_text(out / "config.yaml", to_yaml(cfg))
-    start_trackers(accelerator, cfg.train.report_to, out, flat_config(to_dict(cfg)))
 
-    def save_weights(folder: Path) -> None:
-        """The trained weights, the processor (tokenizer readable by transformers 4.45+ and 5.x) and
-        the tile setting into ``folder`` (main process)."""
-        final = accelerator.unwrap_model(model)
-        if cfg.tuning == "partial":
-            from safetensors.torch import save_file
+def restore(run: Run) -> None:
+    """Resume from the latest checkpoint, if there is one: weights, optimizer, scheduler, RNG, position."""
+    from ecgvlm.train.checkpoint import latest_checkpoint, load_checkpoint, load_engine_checkpoint
 
-            trained = {
-                n: p.detach().contiguous().cpu() for n, p in final.named_parameters() if p.requires_grad
-            }
-            save_file(trained, str(folder / PARTIAL_WEIGHTS))
-            atomic_write_json(
-                folder / "partial_config.json",
-                {"base_model_name_or_path": str(base_dir), "tuning": "partial", "tensors": len(trained)},
-            )
-        else:
-            final.save_pretrained(str(folder), safe_serialization=True)
-            (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty template; our card replaces it
-        processor.save_pretrained(str(folder))
-        make_tokenizer_portable(folder)
-        if cfg.model.max_num_tiles:  # evaluate/serve must shrink the base the same way
-            atomic_write_json(folder / "ecgvlm_model.json", {"max_num_tiles": cfg.model.max_num_tiles})
-        share_files(folder)
+    accelerator = run.accelerator
+    last = latest_checkpoint(run.ckpt_dir)
+    if last is None:
+        accelerator.print(f"no checkpoint in {run.ckpt_dir}; starting from step 0")
+    elif run.plugin is not None:
+        run.position, run.log = load_engine_checkpoint(accelerator, last, run.scheduler)
+    else:
+        model = accelerator.unwrap_model(run.model)
+        run.position, run.log = load_checkpoint(last, model, run.optimizer, run.scheduler)
+        accelerator.print(f"resumed from {last.name}")
 
-    def validate() -> float:
-        """Validation loss (all processes); keeps the best adapter in best/ (main process)."""
-        loss = evaluate_loss(
-            model,
-            val,
-            collate,
-            cfg.train.batch_size,
-            accelerator.device,
-            precision,
-            cfg.train.label_logits_only,
-            accelerator,
-        )
-        accelerator.print(f"step {position['step']}: validation loss {loss:.4f}")
-        accelerator.log({"val/loss": loss}, step=position["step"])
-        if log and log[-1]["step"] == position["step"]:
-            log[-1]["val_loss"] = loss  # kept with the step (checkpoints and train_log.jsonl carry it)
-        if cfg.train.eval_auc and accelerator.is_main_process:  # quick and rank 0 only: no reduce
-            auc = superclass_auc(
-                accelerator.unwrap_model(model), processor, val, accelerator.device, precision
-            )
-            if auc is not None:
-                accelerator.print(f"step {position['step']}: validation superclass AUC {auc:.4f}")
-                accelerator.log({"val/superclass_auc": auc}, step=position["step"])
-                if log and log[-1]["step"] == position["step"]:
-                    log[-1]["val_superclass_auc"] = auc
-        if cfg.train.eval_every and loss < position.get("best_val_loss", float("inf")):
-            position["best_val_loss"], position["best_step"] = loss, position["step"]
-            if accelerator.is_main_process:
-                save_best(out, save_weights, position["step"], loss)
-        accelerator.wait_for_everyone()
-        return loss
 
-    def checkpoint() -> None:
-        if plugin is not None:
-            save_engine_checkpoint(accelerator, ckpt_dir, scheduler, position, log)
-        elif accelerator.is_main_process:
-            save_checkpoint(
-                ckpt_dir,
-                accelerator.unwrap_model(model),
-                optimizer,
-                scheduler,
-                dict(position),
-                log,
-                cfg.train.keep_checkpoints,
-            )
-        accelerator.wait_for_everyone()
+# ---------------------------------------------------------------- the loop
+def train_loop(run: Run) -> tuple[float, int]:
+    """Step to ``total_steps`` through the seeded epochs from ``run.position``; returns (wall s, samples)."""
+    from tqdm.auto import tqdm
 
-    # ---- train
-    model.train()
+    from ecgvlm.train.data import epoch_batches
+
+    cfg, accelerator, position = run.cfg, run.accelerator, run.position
+    run.model.train()
     bar = tqdm(
-        total=total_steps, initial=position["step"], desc="train", disable=not accelerator.is_main_process
+        total=run.total_steps, initial=position["step"], desc="train", disable=not accelerator.is_main_process
     )
     t0, seen = time.perf_counter(), 0
     # the logged loss: the mean over the accumulated micro-batches and over the processes
     acc_loss, acc_n = torch.zeros((), dtype=torch.float64, device=accelerator.device), 0
-    while position["step"] < total_steps:
+    while position["step"] < run.total_steps:
         batches = epoch_batches(
-            len(data),
-            global_batch,
+            len(run.data),
+            run.global_batch,
             cfg.train.seed,
             position["epoch"],
-            data.lengths(),
+            run.data.lengths(),
             cfg.data.group_by_length,
-            opening,
+            run.opening,
         )
-        while position["batch"] < len(batches) and position["step"] < total_steps:
+        while position["batch"] < len(batches) and position["step"] < run.total_steps:
             idx = batches[position["batch"]]
-            rank_rows = (
-                idx[rank * cfg.train.batch_size : (rank + 1) * cfg.train.batch_size]
-                or idx[: cfg.train.batch_size]
-            )
-            batch = {k: v.to(accelerator.device) for k, v in collate([data[i] for i in rank_rows]).items()}
-            if precision == "bf16":
-                batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
-            with accelerator.accumulate(model):
-                loss = causal_lm_loss(model, batch, cfg.train.label_logits_only)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and plugin is None and cfg.train.max_grad_norm:
-                    accelerator.clip_grad_norm_(params, cfg.train.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+            loss = micro_step(run, idx)
             position["batch"] += 1
             seen += len(idx)
             acc_loss += loss.detach().double()
             acc_n += 1
             if accelerator.sync_gradients:
-                scheduler.step()
-                position["step"] += 1
-                bar.update(1)
-                step_loss = accelerator.reduce(acc_loss / acc_n, reduction="mean")
+                end_step(run, bar, acc_loss / acc_n)
                 acc_loss, acc_n = torch.zeros_like(acc_loss), 0
-                entry = {
-                    "step": position["step"],
-                    "epoch": position["epoch"],
-                    "loss": float(step_loss),
-                    "lr": scheduler.get_last_lr()[0],
-                }
-                log.append(entry)
-                bar.set_postfix(loss=f"{entry['loss']:.4f}")
-                if position["step"] % cfg.train.log_every == 0:
-                    accelerator.log(
-                        {"train/loss": entry["loss"], "train/lr": entry["lr"]}, step=entry["step"]
-                    )
-                every = cfg.train.eval_every
-                if every and position["step"] % every == 0 and position["step"] < total_steps:
-                    validate()  # (the last step is validated below, once)
-                if cfg.train.save_every and position["step"] % cfg.train.save_every == 0:
-                    checkpoint()
         if position["batch"] >= len(batches):
             position["epoch"] += 1
             position["batch"] = 0
     bar.close()
-    wall = time.perf_counter() - t0
-    val_loss = validate() if val is not None else None
-    from accelerate.utils import gather_object
+    return time.perf_counter() - t0, seen
 
-    digests = gather_object([trainable_digest(accelerator.unwrap_model(model))])
 
-    # ---- save
-    if accelerator.is_main_process:
-        tmp = out / ".final.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        save_weights(tmp)
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-        tmp.rmdir()
-        from ecgvlm.io import write_jsonl
+def micro_step(run: Run, idx: list[int]) -> torch.Tensor:
+    """Forward and backward on this process's rows of the global batch ``idx``; the optimizer steps
+    when the accumulation is complete. Returns the micro-batch loss."""
+    cfg, accelerator = run.cfg, run.accelerator
+    size, rank = cfg.train.batch_size, accelerator.process_index
+    rank_rows = idx[rank * size : (rank + 1) * size] or idx[:size]
+    batch = {k: v.to(accelerator.device) for k, v in run.collate([run.data[i] for i in rank_rows]).items()}
+    if run.precision == "bf16":
+        batch["pixel_values"] = batch["pixel_values"].to(torch.bfloat16)
+    with accelerator.accumulate(run.model):
+        loss = causal_lm_loss(run.model, batch, cfg.train.label_logits_only)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and run.plugin is None and cfg.train.max_grad_norm:
+            accelerator.clip_grad_norm_(run.params, cfg.train.max_grad_norm)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    return loss
 
-        write_jsonl(out / "train_log.jsonl", log)
-        summary_doc = {
-            "trainable": summary,
-            "trainable_params": n_trainable,
-            "total_params": n_total,
-            "engine": str(accelerator.distributed_type),
-            "peak_mem_gib": round(peak_memory_gib(), 3),
-            "val_loss": val_loss,
-            "steps": position["step"],
-            "wall_s": round(wall, 2),
-            "samples_per_s": round(seen / wall, 3) if wall > 0 else None,
-            "final_loss": log[-1]["loss"] if log else None,
-            # what the model learned to answer; the interpreter asks only these kinds of question
-            "tasks": data.task_counts(),
-            "world_size": world,
-            # every process's trainable weights at the end (equal: DDP keeps them in step)
-            "weights_sha256": digests,
-            "best": {"step": position["best_step"], "val_loss": position["best_val_loss"]}
-            if "best_step" in position
-            else None,
-        }
-        atomic_write_json(out / "train_summary.json", summary_doc)
-        card = adapter_card_info(cfg, base_dir, summary_doc, world, len(data))
-        write_model_card(out, card)
-        if summary_doc["best"] and (out / "best").is_dir():  # the best adapter is shared too: its own card
-            best = summary_doc["best"]
-            card["name"] = f"{card['name']} (best of {position['step']} steps by validation loss)"
-            card["recipe"].update(
-                {"steps": best["step"], "final training loss": None, "validation loss (last)": None}
-            )
-            write_model_card(out / "best", card)
-    # close the trackers (flushes TensorBoard / W&B / MLflow); not end_training(), which would also
-    # destroy the process group that the caller's next run (a sweep) may still use
-    for tracker in accelerator.trackers:
-        tracker.finish()
+
+def end_step(run: Run, bar, mean_loss: torch.Tensor) -> None:
+    """After an optimizer step: the schedule, the log entry, and validation / a checkpoint when due.
+    ``mean_loss``: this process's mean over the accumulated micro-batches."""
+    cfg, accelerator, position = run.cfg, run.accelerator, run.position
+    run.scheduler.step()
+    position["step"] += 1
+    bar.update(1)
+    step_loss = accelerator.reduce(mean_loss, reduction="mean")
+    entry = {
+        "step": position["step"],
+        "epoch": position["epoch"],
+        "loss": float(step_loss),
+        "lr": run.scheduler.get_last_lr()[0],
+    }
+    run.log.append(entry)
+    bar.set_postfix(loss=f"{entry['loss']:.4f}")
+    if position["step"] % cfg.train.log_every == 0:
+        accelerator.log({"train/loss": entry["loss"], "train/lr": entry["lr"]}, step=entry["step"])
+    every = cfg.train.eval_every
+    if every and position["step"] % every == 0 and position["step"] < run.total_steps:
+        validate(run)  # (the last step is validated by train(), once)
+    if cfg.train.save_every and position["step"] % cfg.train.save_every == 0:
+        checkpoint(run)
+
+
+def validate(run: Run) -> float:
+    """Validation loss (all processes); keeps the best adapter in best/ (main process)."""
+    cfg, accelerator, position, log = run.cfg, run.accelerator, run.position, run.log
+    loss = evaluate_loss(
+        run.model,
+        run.val,
+        run.collate,
+        cfg.train.batch_size,
+        accelerator.device,
+        run.precision,
+        cfg.train.label_logits_only,
+        accelerator,
+    )
+    accelerator.print(f"step {position['step']}: validation loss {loss:.4f}")
+    accelerator.log({"val/loss": loss}, step=position["step"])
+    if log and log[-1]["step"] == position["step"]:
+        log[-1]["val_loss"] = loss  # kept with the step (checkpoints and train_log.jsonl carry it)
+    if cfg.train.eval_auc and accelerator.is_main_process:  # quick and rank 0 only: no reduce
+        model = accelerator.unwrap_model(run.model)
+        auc = superclass_auc(model, run.processor, run.val, accelerator.device, run.precision)
+        if auc is not None:
+            accelerator.print(f"step {position['step']}: validation superclass AUC {auc:.4f}")
+            accelerator.log({"val/superclass_auc": auc}, step=position["step"])
+            if log and log[-1]["step"] == position["step"]:
+                log[-1]["val_superclass_auc"] = auc
+    if cfg.train.eval_every and loss < position.get("best_val_loss", float("inf")):
+        position["best_val_loss"], position["best_step"] = loss, position["step"]
+        if accelerator.is_main_process:
+            save_best(run.out, partial(save_weights, run), position["step"], loss)
     accelerator.wait_for_everyone()
-    return out
+    return loss
+
+
+def checkpoint(run: Run) -> None:
+    """A resumable checkpoint in checkpoints/ (``train.checkpoint`` owns both formats)."""
+    from ecgvlm.train.checkpoint import save_checkpoint, save_engine_checkpoint
+
+    accelerator = run.accelerator
+    if run.plugin is not None:
+        save_engine_checkpoint(accelerator, run.ckpt_dir, run.scheduler, run.position, run.log)
+    elif accelerator.is_main_process:
+        save_checkpoint(
+            run.ckpt_dir,
+            accelerator.unwrap_model(run.model),
+            run.optimizer,
+            run.scheduler,
+            dict(run.position),
+            run.log,
+            run.cfg.train.keep_checkpoints,
+        )
+    accelerator.wait_for_everyone()
+
+
+# ---------------------------------------------------------------- save
+def save_weights(run: Run, folder: Path) -> None:
+    """The trained weights, the processor (tokenizer readable by transformers 4.45+ and 5.x) and
+    the tile setting into ``folder`` (main process)."""
+    from ecgvlm.model.load import PARTIAL_WEIGHTS
+
+    cfg = run.cfg
+    final = run.accelerator.unwrap_model(run.model)
+    if cfg.tuning == "partial":
+        from safetensors.torch import save_file
+
+        trained = {n: p.detach().contiguous().cpu() for n, p in final.named_parameters() if p.requires_grad}
+        save_file(trained, str(folder / PARTIAL_WEIGHTS))
+        atomic_write_json(
+            folder / "partial_config.json",
+            {"base_model_name_or_path": str(run.base_dir), "tuning": "partial", "tensors": len(trained)},
+        )
+    else:
+        final.save_pretrained(str(folder), safe_serialization=True)
+        (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty template; our card replaces it
+    run.processor.save_pretrained(str(folder))
+    make_tokenizer_portable(folder)
+    if cfg.model.max_num_tiles:  # evaluate/serve must shrink the base the same way
+        atomic_write_json(folder / "ecgvlm_model.json", {"max_num_tiles": cfg.model.max_num_tiles})
+    share_files(folder)
+
+
+def save_final(run: Run, val_loss: float | None, wall: float, seen: int, digests: list[str]) -> None:
+    """The final weights, train_log.jsonl, train_summary.json and the model cards (main process)."""
+    from ecgvlm.io import write_jsonl
+
+    out = run.out
+    tmp = out / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_weights(run, tmp)
+    for f in tmp.iterdir():
+        os.replace(f, out / f.name)
+    tmp.rmdir()
+    write_jsonl(out / "train_log.jsonl", run.log)
+    summary_doc = run_summary(run, val_loss, wall, seen, digests)
+    atomic_write_json(out / "train_summary.json", summary_doc)
+    write_cards(run, summary_doc)
+
+
+def run_summary(run: Run, val_loss: float | None, wall: float, seen: int, digests: list[str]) -> dict:
+    """train_summary.json's content."""
+    position, log = run.position, run.log
+    return {
+        "trainable": run.trainable,
+        "trainable_params": run.n_trainable,
+        "total_params": run.n_total,
+        "engine": str(run.accelerator.distributed_type),
+        "peak_mem_gib": round(peak_memory_gib(), 3),
+        "val_loss": val_loss,
+        "steps": position["step"],
+        "wall_s": round(wall, 2),
+        "samples_per_s": round(seen / wall, 3) if wall > 0 else None,
+        "final_loss": log[-1]["loss"] if log else None,
+        # what the model learned to answer; the interpreter asks only these kinds of question
+        "tasks": run.data.task_counts(),
+        "world_size": run.accelerator.num_processes,
+        # every process's trainable weights at the end (equal: DDP keeps them in step)
+        "weights_sha256": digests,
+        "best": {"step": position["best_step"], "val_loss": position["best_val_loss"]}
+        if "best_step" in position
+        else None,
+    }
+
+
+def write_cards(run: Run, summary_doc: dict) -> None:
+    """README.md model cards for the adapter and, when there is one, for best/."""
+    out, world = run.out, run.accelerator.num_processes
+    card = adapter_card_info(run.cfg, run.base_dir, summary_doc, world, len(run.data))
+    write_model_card(out, card)
+    if summary_doc["best"] and (out / "best").is_dir():  # the best adapter is shared too: its own card
+        best = summary_doc["best"]
+        card["name"] = f"{card['name']} (best of {run.position['step']} steps by validation loss)"
+        card["recipe"].update(
+            {"steps": best["step"], "final training loss": None, "validation loss (last)": None}
+        )
+        write_model_card(out / "best", card)
