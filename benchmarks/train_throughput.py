@@ -35,8 +35,8 @@ import torch  # noqa: E402
 from ecgvlm.model.tiles import shrink_tiles  # noqa: E402
 from ecgvlm.model.tiny import build_tiny, llama_11b_config, set_gates  # noqa: E402
 from ecgvlm.model.tuning import LoraSettings, apply_tuning, lora_targets  # noqa: E402
+from ecgvlm.train.components import enable_checkpointing  # noqa: E402
 from ecgvlm.train.loss import causal_lm_loss  # noqa: E402
-from ecgvlm.train.recipe import enable_checkpointing  # noqa: E402
 
 PAPER_SAMPLES_PER_S = 2.43  # reference section 5: one H200, batch 4, 4 tiles, checkpointing
 FOUR_TILE_RATIOS = [[1, 1], [1, 2], [1, 3], [1, 4], [2, 1], [2, 2], [3, 1], [4, 1]]

@@ -20,9 +20,10 @@ from ecgvlm.cli import main as cli
 from ecgvlm.model.base import shipped_base
 from ecgvlm.model.chat import Collator
 from ecgvlm.model.load import load_model, load_model_and_processor, stored_dtype
+from ecgvlm.train.components import trainable_digest
 from ecgvlm.train.config import load_config
 from ecgvlm.train.data import InstructDataset
-from ecgvlm.train.recipe import train, trainable_digest
+from ecgvlm.train.recipe import train
 
 REPO = Path(__file__).resolve().parents[1]
 

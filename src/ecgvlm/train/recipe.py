@@ -11,192 +11,33 @@ CPU run ends bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import random
-import shutil
 import time
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import atomic_write_json, atomic_write_text, share_files
-from ecgvlm.model.card import write_model_card
-from ecgvlm.model.schedule import warmup_cosine
-from ecgvlm.model.tokenizer import make_tokenizer_portable
+from ecgvlm.io import atomic_write_text
 from ecgvlm.outputs import claim_output_dir
-from ecgvlm.train.cards import adapter_card_info
+from ecgvlm.train.components import (
+    base_model_dir,
+    cosine_schedule,
+    deepspeed_plugin,
+    enable_checkpointing,
+    load_base,
+    resolve_precision,
+    seed_everything,
+    trainable_digest,
+)
 from ecgvlm.train.config import RecipeCfg, to_dict, to_yaml
 from ecgvlm.train.loss import causal_lm_loss
+from ecgvlm.train.save import save_final, save_weights
+from ecgvlm.train.state import Run
 from ecgvlm.train.tracking import accelerator_kwargs, check_tracker, flat_config, start_trackers
 from ecgvlm.train.validation import evaluate_loss, save_best, superclass_auc
-
-
-# ---------------------------------------------------------------- setup helpers
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def resolve_precision(cfg: RecipeCfg) -> str:
-    p = cfg.train.precision
-    if p == "auto":
-        return "bf16" if torch.cuda.is_available() else "fp32"
-    if p not in ("bf16", "fp32"):
-        raise ECGVLMError(f"train.precision must be auto, bf16 or fp32, not {p!r}")
-    return p
-
-
-def base_model_dir(cfg: RecipeCfg, out: Path) -> Path:
-    """The base model folder; ``tiny`` builds the random tiny preset (deterministic) once."""
-    if cfg.model.path != "tiny":
-        return Path(cfg.model.path).resolve()
-    from ecgvlm.model.base import build_random_tiny
-
-    target = out / "tiny-base"
-    if not (target / "model.safetensors").is_file():
-        build_random_tiny(target, seed=cfg.model.tiny_seed)
-    return target.resolve()
-
-
-def load_base(cfg: RecipeCfg, path: Path, precision: str, device: str):
-    from ecgvlm.model.load import load_model
-
-    if cfg.model.qlora:
-        return load_qlora_base(path)
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    model = load_model(path, dtype=dtype, device=None, attn=cfg.model.attn)
-    if cfg.model.max_num_tiles:
-        from ecgvlm.model.tiles import shrink_tiles
-
-        shrink_tiles(model, cfg.model.max_num_tiles)
-    return model
-
-
-def load_qlora_base(path: Path):
-    """A 4-bit NF4 base (bitsandbytes) for 24-48 GB GPUs. Refused on CPU."""
-    if not torch.cuda.is_available():
-        raise ECGVLMError("model.qlora=true needs a CUDA GPU (bitsandbytes 4-bit); use fp32 LoRA on CPU")
-    try:
-        from transformers import BitsAndBytesConfig, MllamaForConditionalGeneration
-    except ImportError as e:
-        raise ECGVLMError(f"model.qlora needs bitsandbytes: pip install 'ecgvlm[gpu]' ({e})") from None
-    from peft import prepare_model_for_kbit_training
-
-    q = BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_compute_dtype=torch.bfloat16,
-        bnb_4bit_use_double_quant=True,
-        llm_int8_skip_modules=["lm_head", "multi_modal_projector", "vision_model.patch_embedding"],
-    )
-    model = MllamaForConditionalGeneration.from_pretrained(
-        str(path), quantization_config=q, local_files_only=True, dtype=torch.bfloat16, device_map={"": 0}
-    )
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
-
-
-def enable_checkpointing(model, every_n_layers: int = 1) -> None:
-    """Non-reentrant activation checkpointing (the reentrant kind breaks with frozen inputs / LoRA).
-
-    ``every_n_layers`` > 1 keeps the activations of the other layers: faster, more memory.
-    """
-    kwargs = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):
-        model.activation_checkpointing_enable(
-            activation_checkpointing_kwargs=kwargs, every_n_layers=every_n_layers
-        )
-    else:  # transformers < 5.2x
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    model.config.use_cache = False
-
-
-def cosine_schedule(optimizer, warmup: int, total: int):
-    """Warm-up, then a cosine to zero at ``total`` (``model.schedule.warmup_cosine``)."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, total, warmup))
-
-
-def deepspeed_plugin(cfg: RecipeCfg, precision: str):
-    """Fill the DeepSpeed JSON's "auto" fields from the recipe so the file alone decides nothing silently."""
-    from accelerate.utils import DeepSpeedPlugin
-
-    try:
-        ds = json.loads(Path(cfg.deepspeed).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ECGVLMError(f"cannot read DeepSpeed config ({e})", cfg.deepspeed) from None
-    fill = {
-        "train_micro_batch_size_per_gpu": cfg.train.batch_size,
-        "gradient_accumulation_steps": cfg.train.grad_accum,
-        "gradient_clipping": cfg.train.max_grad_norm,
-    }
-    for k, v in fill.items():
-        if ds.get(k, "auto") == "auto":
-            ds[k] = v
-    ds.pop("train_batch_size", None)  # derived by DeepSpeed from the two above and the world size
-    ds.setdefault("bf16", {})["enabled"] = precision == "bf16"
-    ds.setdefault("fp16", {})["enabled"] = False
-    ds["zero_allow_untested_optimizer"] = True
-    return DeepSpeedPlugin(hf_ds_config=ds)
-
-
-# ---------------------------------------------------------------- digests and memory
-def trainable_digest(model) -> str:
-    """sha256 over the trainable tensors (by name, fp32 bytes): equal weights, equal digest."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name, p in sorted(model.named_parameters()):
-        if p.requires_grad:
-            h.update(name.encode())
-            h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def peak_memory_gib() -> float:
-    """Peak accelerator memory (GPU) or the process's peak RSS (CPU), GiB."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**30
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-# ---------------------------------------------------------------- the run's state
-@dataclass
-class Run:
-    """What setup builds and the loop and the save step share; ``position`` and ``log`` change as
-    it trains (and are what a checkpoint stores beside the weights, optimizer and scheduler)."""
-
-    cfg: RecipeCfg
-    accelerator: Any
-    plugin: Any  # accelerate's DeepSpeedPlugin, or None without DeepSpeed
-    precision: str
-    out: Path
-    ckpt_dir: Path
-    base_dir: Path
-    processor: Any
-    model: Any
-    params: list[torch.nn.Parameter]
-    optimizer: Any
-    scheduler: Any
-    data: Any  # InstructDataset
-    val: Any  # InstructDataset or None
-    collate: Any
-    opening: Any  # the curriculum's opening batches (InstructDataset.curriculum)
-    global_batch: int
-    total_steps: int
-    trainable: str  # describe_trainable's line
-    n_trainable: int
-    n_total: int
-    position: dict = field(default_factory=lambda: {"step": 0, "epoch": 0, "batch": 0})
-    log: list[dict] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- the recipe
@@ -504,87 +345,3 @@ def checkpoint(run: Run) -> None:
             run.cfg.train.keep_checkpoints,
         )
     accelerator.wait_for_everyone()
-
-
-# ---------------------------------------------------------------- save
-def save_weights(run: Run, folder: Path) -> None:
-    """The trained weights, the processor (tokenizer readable by transformers 4.45+ and 5.x) and
-    the tile setting into ``folder`` (main process)."""
-    from ecgvlm.model.load import PARTIAL_WEIGHTS
-
-    cfg = run.cfg
-    final = run.accelerator.unwrap_model(run.model)
-    if cfg.tuning == "partial":
-        from safetensors.torch import save_file
-
-        trained = {n: p.detach().contiguous().cpu() for n, p in final.named_parameters() if p.requires_grad}
-        save_file(trained, str(folder / PARTIAL_WEIGHTS))
-        atomic_write_json(
-            folder / "partial_config.json",
-            {"base_model_name_or_path": str(run.base_dir), "tuning": "partial", "tensors": len(trained)},
-        )
-    else:
-        final.save_pretrained(str(folder), safe_serialization=True)
-        (folder / "README.md").unlink(missing_ok=True)  # PEFT's empty template; our card replaces it
-    run.processor.save_pretrained(str(folder))
-    make_tokenizer_portable(folder)
-    if cfg.model.max_num_tiles:  # evaluate/serve must shrink the base the same way
-        atomic_write_json(folder / "ecgvlm_model.json", {"max_num_tiles": cfg.model.max_num_tiles})
-    share_files(folder)
-
-
-def save_final(run: Run, val_loss: float | None, wall: float, seen: int, digests: list[str]) -> None:
-    """The final weights, train_log.jsonl, train_summary.json and the model cards (main process)."""
-    from ecgvlm.io import write_jsonl
-
-    out = run.out
-    tmp = out / ".final.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_weights(run, tmp)
-    for f in tmp.iterdir():
-        os.replace(f, out / f.name)
-    tmp.rmdir()
-    write_jsonl(out / "train_log.jsonl", run.log)
-    summary_doc = run_summary(run, val_loss, wall, seen, digests)
-    atomic_write_json(out / "train_summary.json", summary_doc)
-    write_cards(run, summary_doc)
-
-
-def run_summary(run: Run, val_loss: float | None, wall: float, seen: int, digests: list[str]) -> dict:
-    """train_summary.json's content."""
-    position, log = run.position, run.log
-    return {
-        "trainable": run.trainable,
-        "trainable_params": run.n_trainable,
-        "total_params": run.n_total,
-        "engine": str(run.accelerator.distributed_type),
-        "peak_mem_gib": round(peak_memory_gib(), 3),
-        "val_loss": val_loss,
-        "steps": position["step"],
-        "wall_s": round(wall, 2),
-        "samples_per_s": round(seen / wall, 3) if wall > 0 else None,
-        "final_loss": log[-1]["loss"] if log else None,
-        # what the model learned to answer; the interpreter asks only these kinds of question
-        "tasks": run.data.task_counts(),
-        "world_size": run.accelerator.num_processes,
-        # every process's trainable weights at the end (equal: DDP keeps them in step)
-        "weights_sha256": digests,
-        "best": {"step": position["best_step"], "val_loss": position["best_val_loss"]}
-        if "best_step" in position
-        else None,
-    }
-
-
-def write_cards(run: Run, summary_doc: dict) -> None:
-    """README.md model cards for the adapter and, when there is one, for best/."""
-    out, world = run.out, run.accelerator.num_processes
-    card = adapter_card_info(run.cfg, run.base_dir, summary_doc, world, len(run.data))
-    write_model_card(out, card)
-    if summary_doc["best"] and (out / "best").is_dir():  # the best adapter is shared too: its own card
-        best = summary_doc["best"]
-        card["name"] = f"{card['name']} (best of {run.position['step']} steps by validation loss)"
-        card["recipe"].update(
-            {"steps": best["step"], "final training loss": None, "validation loss (last)": None}
-        )
-        write_model_card(out / "best", card)

@@ -185,7 +185,7 @@ def shared_base(out: Path, cfg) -> str | None:
     """The random tiny preset is built once per seed under SWEEP/bases/ and shared by all points."""
     if cfg.model.path != "tiny":
         return None
-    from ecgvlm.train.recipe import base_model_dir
+    from ecgvlm.train.components import base_model_dir
 
     return str(base_model_dir(cfg, out / "bases" / f"tiny-seed{cfg.model.tiny_seed}"))
 
