@@ -371,3 +371,15 @@ def test_card_configs_load_the_folder_with_decoded_images(
         and page.size == Image.open(synth_build / rows["train"][0]["image"]).size
     )
     assert ds["validation"][0]["id"] == rows["val"][0]["id"]
+
+
+def test_dataset_build_cli_default_tasks_are_the_python_default():
+    """The CLI spells its default out (importing the task module would slow start-up); they must agree."""
+    import argparse
+
+    from ecgvlm.instruct.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["build", "--source", "synth:1", "--out", "x"])
+    assert tuple(args.tasks.split(",")) == DEFAULT_TASKS
