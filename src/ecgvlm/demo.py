@@ -277,7 +277,7 @@ def run_demo(args: argparse.Namespace) -> int:
         opening = round(args.opening * args.steps)
         short = "+".join(t for t in ("superclass", "scp", "diagnosis") if t in args.tasks.split(","))
         if opening and short:
-            # The image path is learnt on the short code answers first; reports, whose words the
+            # The image path is learnt on the short answers first; reports, whose words the
             # base already writes, then learn which diagnosis the page shows.
             overrides.append(f"data.curriculum={short}:{opening}")
         cfg = load_config(None, [*DEMO_RECIPE, *overrides])
