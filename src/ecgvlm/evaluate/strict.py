@@ -90,6 +90,34 @@ def best_thresholds(y_true: np.ndarray, y_score: np.ndarray, default: float = 0.
     return out
 
 
+def _per_class(
+    labels: list[str],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    f1: np.ndarray,
+    auc: np.ndarray,
+    thresholds: np.ndarray | None,
+) -> dict[str, dict]:
+    """Support, AUC, F1, precision, recall and threshold per label that the gold or the answers name."""
+    support = y_true.sum(axis=0)
+    present = support > 0
+    tp = (y_true & y_pred).sum(axis=0)
+    n_pred = y_pred.sum(axis=0)
+    per_class = {}
+    for j, lab in enumerate(labels):
+        if not present[j] and not n_pred[j]:
+            continue
+        per_class[lab] = {
+            "support": int(support[j]),
+            "auc": _percent(auc[j]),
+            "f1": _percent(f1[j]) if present[j] else None,
+            "precision": _percent(tp[j] / n_pred[j]) if n_pred[j] else None,
+            "recall": _percent(tp[j] / support[j]) if present[j] else None,
+            "threshold": None if thresholds is None else round(float(thresholds[j]), 4),
+        }
+    return per_class
+
+
 def score_strict(
     preds: list[dict],
     benchmark: str,
@@ -134,23 +162,9 @@ def score_strict(
         pred_source = "labels read from the answer text"
         notes.append(_no_scores_note(preds))
 
-    support = y_true.sum(axis=0)
-    present = support > 0
+    present = y_true.sum(axis=0) > 0
     f1 = f1_per_class(y_true, y_pred)
-    tp = (y_true & y_pred).sum(axis=0)
-    n_pred = y_pred.sum(axis=0)
-    per_class = {}
-    for j, lab in enumerate(labels):
-        if not present[j] and not n_pred[j]:
-            continue
-        per_class[lab] = {
-            "support": int(support[j]),
-            "auc": _percent(auc[j]),
-            "f1": _percent(f1[j]) if present[j] else None,
-            "precision": _percent(tp[j] / n_pred[j]) if n_pred[j] else None,
-            "recall": _percent(tp[j] / support[j]) if present[j] else None,
-            "threshold": None if thresholds is None else round(float(thresholds[j]), 4),
-        }
+    per_class = _per_class(labels, y_true, y_pred, f1, auc, thresholds)
     cols = np.flatnonzero(present)
     ci = bootstrap_ci(y_true, y_pred, y_score, n_boot, seed, macro_cols=cols)
     auc_present = auc[cols]
