@@ -303,7 +303,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def write_report(out: Path, runs: list[Path], names: list[str], stages: Stages) -> None:
-    from ecgvlm.evaluate.table import load_run, markdown_table, run_dependence, table_rows
+    from ecgvlm.evaluate.runs import load_run
+    from ecgvlm.evaluate.table import markdown_table, run_dependence, table_rows
     from ecgvlm.serve.interpreter import ECGInterpreter
 
     _cli("table", *runs, "--names", ",".join(names), "--out", out / "table")
@@ -393,7 +394,8 @@ def run_line(options: dict) -> str:
 
 def image_warnings(runs: list[Path], names: list[str]) -> list[str]:
     """The warnings of the image-dependence check for each run folder (see reading_section)."""
-    from ecgvlm.evaluate.table import load_run, run_dependence
+    from ecgvlm.evaluate.runs import load_run
+    from ecgvlm.evaluate.table import run_dependence
 
     return reading_section(names, [run_dependence(load_run(r, n)) for r, n in zip(runs, names)])[1]
 

@@ -14,6 +14,7 @@ Public API (import from the submodules; nothing heavy is imported here):
   ``judges.findings.FindingsJudge``; ``judges.llm.LLMJudge``
 * ``dependence.image_dependence(rows) -> dict`` (do the outputs depend on the image?),
   ``dependence.loops(text)``, ``dependence.dependence_warnings(dep, what)``
-* ``table``: ``load_run``, ``write_table(runs, out)``, ``write_sweep(sweep, out)`` (folder layouts there)
+* ``runs``: ``load_run(path, name) -> Run`` (the run folder's layout there); ``table``: ``write_table(runs, out)``
+  (Table I, with ``table_plots``' figures); ``sweep_table``: ``write_sweep(sweep, out)`` (the sweep layout there)
 * CLI: ``ecgvlm score`` (``cli_score``, a thin layer over ``score``), ``ecgvlm table`` (``cli_table``)
 """

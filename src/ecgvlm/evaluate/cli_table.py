@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ecgvlm.errors import ECGVLMError
-    from ecgvlm.evaluate.table import load_run, write_sweep, write_table
+    from ecgvlm.evaluate.runs import load_run
+    from ecgvlm.evaluate.sweep_table import write_sweep
+    from ecgvlm.evaluate.table import write_table
     from ecgvlm.outputs import claim_output_dir
 
     claim_output_dir(args.out, "table")

@@ -324,7 +324,7 @@ def pick_metric(columns: list[str], wanted: str | None) -> str | None:
 
 
 def write_results(out: Path, plot_metric: str | None = None) -> dict:
-    from ecgvlm.evaluate.table import load_sweep, sweep_table, write_sweep
+    from ecgvlm.evaluate.sweep_table import load_sweep, sweep_table, write_sweep
 
     metric = pick_metric(sweep_table(load_sweep(out))["metric_columns"], plot_metric)
     return write_sweep(out, out, metric)
