@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -165,15 +166,9 @@ def _train(data_dir, out_dir, opts: TrainOptions, head: str, image_size: int, pr
     data_dir = Path(data_dir)
     # runs made before output markers existed are recognised by their training state
     out_dir = claim_output_dir(out_dir, "cnn train", legacy=["train_state.json"])
-    train_path = find_split(data_dir, "train")
-    if train_path is None:
-        raise ECGVLMError("no train.json or train.jsonl in the dataset folder", data_dir)
-    val_path = find_split(data_dir, "val")
     labels = label_names(head)
     config = CNNConfig(labels=labels, image_size=image_size)
-
-    train_set = load_imageset(train_path, labels)
-    val_set: ImageSet | None = load_imageset(val_path, labels) if val_path else None
+    train_set, val_set = _splits(data_dir, labels)
     x_train = load_pixels(train_set, image_size, progress)
     x_val = load_pixels(val_set, image_size, progress) if val_set else None
     y_train = torch.from_numpy(train_set.targets)
@@ -184,68 +179,15 @@ def _train(data_dir, out_dir, opts: TrainOptions, head: str, image_size: int, pr
     n = len(train_set.images)
     bs = min(opts.batch_size, n)
     steps_per_epoch = max(1, n // bs)
-    total_steps = opts.epochs * steps_per_epoch
-
-    state_path, state_json = out_dir / "train_state.safetensors", out_dir / "train_state.json"
-    meta = {"epoch": 0, "step": 0, "total_steps": None, "history": [], "best_epoch": None, "best_auc": None}
-    best: dict[str, torch.Tensor] = {}
-    if state_path.exists() and state_json.exists():
-        try:
-            saved = json.loads(state_json.read_text(encoding="utf-8"))
-            same = saved.get("options") == asdict(opts) and saved.get("model") == config.to_dict()
-            tensors = load(state_path.read_bytes())
-        except (ValueError, UnicodeDecodeError, AttributeError, OSError) as e:
-            msg = f"unreadable training checkpoint ({type(e).__name__}); delete train_state.* to restart"
-            raise ECGVLMError(msg, state_json) from None
-        if not same:
-            raise ECGVLMError("a run with different options is in this folder; use another --out", out_dir)
-        meta = saved["meta"]
-        best = _restore(tensors, model, optim)
-        print(f"resuming at epoch {meta['epoch']} (step {meta['step']})")
-    if meta["total_steps"] is not None:
-        total_steps = meta["total_steps"]
-
-    loss_fn = nn.BCEWithLogitsLoss()
+    meta, best = _resume(out_dir, opts, config, model, optim)
+    total_steps = opts.epochs * steps_per_epoch if meta["total_steps"] is None else meta["total_steps"]
+    loop = _Loop(model, optim, opts, meta, best, bs, steps_per_epoch, total_steps, step=meta["step"])
     log = {"n_train_images": n, "n_val_images": len(val_set.images) if val_set else 0, "epochs": []}
-    start = time.perf_counter()
-    step = first_step = meta["step"]
-    probe = min(5, steps_per_epoch)  # steps timed to size a --minutes run
-    bar = tqdm(total=total_steps, initial=step, desc="cnn train", unit="step", disable=not progress)
-    while step < total_steps:
+    loop.bar = tqdm(total=total_steps, initial=loop.step, desc="cnn train", unit="step", disable=not progress)
+    while loop.step < loop.total_steps:
         epoch = meta["epoch"]
-        gen = torch.Generator().manual_seed(opts.seed * 100_003 + epoch)
-        torch.manual_seed(opts.seed * 100_019 + epoch)  # dropout
-        order = torch.randperm(n, generator=gen)
-        model.train()
-        losses = []
-        t_epoch = time.perf_counter()
-        for b in range(steps_per_epoch):
-            if step >= total_steps:
-                break
-            idx = order[b * bs : (b + 1) * bs]
-            x = _shift(normalise(torch.from_numpy(x_train[idx.numpy()])), opts.shift, gen)
-            for group in optim.param_groups:
-                group["lr"] = lr_at(step, total_steps, opts.lr, opts.warmup_frac)
-            loss = loss_fn(model(x), y_train[idx])
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            losses.append(loss.item())
-            step += 1
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
-            if opts.minutes is not None and time.perf_counter() - start > opts.minutes * 60 * 1.25:
-                total_steps = step  # far slower than measured (contention): stop, keep what exists
-            if opts.minutes is not None and meta["total_steps"] is None and step == first_step + probe:
-                # Fix the step count from the measured speed so the cosine schedule ends on time.
-                per_step = (time.perf_counter() - t_epoch) / probe
-                eval_s = (len(x_val) if x_val is not None else 0) * per_step / bs / 3
-                budget = opts.minutes * 60 - (time.perf_counter() - start)
-                fit = int(budget / (per_step + eval_s / steps_per_epoch))
-                total_steps = max(step + 1, min(total_steps, fit))
-                meta["total_steps"] = total_steps
-                bar.total = total_steps
-        record = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)) if losses else None}
+        losses, t_epoch = _epoch(loop, x_train, y_train, len(x_val) if x_val is not None else 0)
+        record = {"epoch": epoch, "step": loop.step, "train_loss": float(np.mean(losses)) if losses else None}
         if x_val is not None:
             aucs = per_class_auc(val_set.targets, predict(model, x_val), labels)
             record["val_auc"] = aucs
@@ -254,44 +196,159 @@ def _train(data_dir, out_dir, opts: TrainOptions, head: str, image_size: int, pr
         # Keep the best validation epoch; without a usable validation score, keep the latest.
         improved = score is not None and (meta["best_auc"] is None or score > meta["best_auc"])
         if improved or score is None:
-            best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            loop.best = {k: v.detach().clone() for k, v in model.state_dict().items()}
             meta["best_epoch"], meta["best_auc"] = epoch, score
         meta["history"].append(record)
         if opts.minutes is not None and losses:
-            # Re-fit the step count to the time left at the speed of this epoch (machines get busier).
-            per_step = (time.perf_counter() - t_epoch) / len(losses)
-            left = opts.minutes * 60 - (time.perf_counter() - start)
-            total_steps = max(step, min(opts.epochs * steps_per_epoch, step + int(left / per_step)))
-            meta["total_steps"] = total_steps
-            bar.total = total_steps
-        meta["epoch"], meta["step"] = epoch + 1, step
+            loop.refit((time.perf_counter() - t_epoch) / len(losses))
+        meta["epoch"], meta["step"] = epoch + 1, loop.step
         log["epochs"].append({"epoch": epoch, "seconds": round(time.perf_counter() - t_epoch, 2)})
-        atomic_write_bytes(state_path, save(_state_tensors(model, optim, best)))
-        atomic_write_json(state_json, {"options": asdict(opts), "model": config.to_dict(), "meta": meta})
-        bar.write(
+        _checkpoint(out_dir, loop, config)
+        loop.bar.write(
             f"epoch {epoch}: loss {record['train_loss']:.4f}"
             + (f", val macro AUC {score:.4f}" if score is not None else "")
         )
-    bar.close()
+    loop.bar.close()
+    return _finish(out_dir, loop, config, head, data_dir, log)
 
+
+def _splits(data_dir: Path, labels: list[str]) -> tuple[ImageSet, ImageSet | None]:
+    """The train split's images and targets, and the val split's when the folder has one."""
+    train_path = find_split(data_dir, "train")
+    if train_path is None:
+        raise ECGVLMError("no train.json or train.jsonl in the dataset folder", data_dir)
+    val_path = find_split(data_dir, "val")
+    return load_imageset(train_path, labels), load_imageset(val_path, labels) if val_path else None
+
+
+def _resume(
+    out_dir: Path, opts: TrainOptions, config: CNNConfig, model: nn.Module, optim: torch.optim.Optimizer
+) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The progress record and best weights of a killed run in ``out_dir`` (the model and optimizer
+    restored in place), or those of a fresh start; a run with other options there is refused."""
+    state_path, state_json = out_dir / "train_state.safetensors", out_dir / "train_state.json"
+    meta = {"epoch": 0, "step": 0, "total_steps": None, "history": [], "best_epoch": None, "best_auc": None}
+    if not (state_path.exists() and state_json.exists()):
+        return meta, {}
+    try:
+        saved = json.loads(state_json.read_text(encoding="utf-8"))
+        same = saved.get("options") == asdict(opts) and saved.get("model") == config.to_dict()
+        tensors = load(state_path.read_bytes())
+    except (ValueError, UnicodeDecodeError, AttributeError, OSError) as e:
+        msg = f"unreadable training checkpoint ({type(e).__name__}); delete train_state.* to restart"
+        raise ECGVLMError(msg, state_json) from None
+    if not same:
+        raise ECGVLMError("a run with different options is in this folder; use another --out", out_dir)
+    meta = saved["meta"]
+    best = _restore(tensors, model, optim)
+    print(f"resuming at epoch {meta['epoch']} (step {meta['step']})")
+    return meta, best
+
+
+@dataclass
+class _Loop:
+    """What the training loop carries across epochs; ``meta`` is the part a checkpoint saves."""
+
+    model: nn.Module
+    optim: torch.optim.Optimizer
+    opts: TrainOptions
+    meta: dict
+    best: dict[str, torch.Tensor]
+    bs: int
+    steps_per_epoch: int
+    total_steps: int
+    step: int
+    first_step: int = field(init=False)  # where this session started: its first steps time --minutes
+    start: float = field(default_factory=time.perf_counter)
+    bar: Any = None
+
+    def __post_init__(self) -> None:
+        self.first_step = self.step
+
+    def set_total(self, total: int) -> None:
+        """A --minutes run's step count, kept in the checkpoint so a resumed run ends on it too."""
+        self.total_steps = total
+        self.meta["total_steps"] = total
+        self.bar.total = total
+
+    def refit(self, per_step: float) -> None:
+        """Re-fit the step count to the time left at the speed of this epoch (machines get busier)."""
+        left = self.opts.minutes * 60 - (time.perf_counter() - self.start)
+        cap = self.opts.epochs * self.steps_per_epoch
+        self.set_total(max(self.step, min(cap, self.step + int(left / per_step))))
+
+
+def _epoch(loop: _Loop, x_train: np.ndarray, y_train: torch.Tensor, n_val: int) -> tuple[list[float], float]:
+    """One epoch's optimizer steps (fewer when the run's step count ends first); returns the losses
+    and the epoch's start time."""
+    opts, epoch = loop.opts, loop.meta["epoch"]
+    gen = torch.Generator().manual_seed(opts.seed * 100_003 + epoch)
+    torch.manual_seed(opts.seed * 100_019 + epoch)  # dropout
+    order = torch.randperm(len(x_train), generator=gen)
+    loop.model.train()
+    loss_fn = nn.BCEWithLogitsLoss()
+    losses: list[float] = []
+    probe = min(5, loop.steps_per_epoch)  # steps timed to size a --minutes run
+    t_epoch = time.perf_counter()
+    for b in range(loop.steps_per_epoch):
+        if loop.step >= loop.total_steps:
+            break
+        idx = order[b * loop.bs : (b + 1) * loop.bs]
+        x = _shift(normalise(torch.from_numpy(x_train[idx.numpy()])), opts.shift, gen)
+        for group in loop.optim.param_groups:
+            group["lr"] = lr_at(loop.step, loop.total_steps, opts.lr, opts.warmup_frac)
+        loss = loss_fn(loop.model(x), y_train[idx])
+        loop.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.optim.step()
+        losses.append(loss.item())
+        loop.step += 1
+        loop.bar.update(1)
+        loop.bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+        if opts.minutes is not None and time.perf_counter() - loop.start > opts.minutes * 60 * 1.25:
+            loop.total_steps = loop.step  # far slower than measured (contention): stop, keep what exists
+        if (
+            opts.minutes is not None
+            and loop.meta["total_steps"] is None
+            and loop.step == loop.first_step + probe
+        ):
+            # Fix the step count from the measured speed so the cosine schedule ends on time.
+            per_step = (time.perf_counter() - t_epoch) / probe
+            eval_s = n_val * per_step / loop.bs / 3
+            budget = opts.minutes * 60 - (time.perf_counter() - loop.start)
+            fit = int(budget / (per_step + eval_s / loop.steps_per_epoch))
+            loop.set_total(max(loop.step + 1, min(loop.total_steps, fit)))
+    return losses, t_epoch
+
+
+def _checkpoint(out_dir: Path, loop: _Loop, config: CNNConfig) -> None:
+    """The state a killed run resumes from: weights, optimizer, best weights, progress (``meta``)."""
+    tensors = _state_tensors(loop.model, loop.optim, loop.best)
+    atomic_write_bytes(out_dir / "train_state.safetensors", save(tensors))
+    state = {"options": asdict(loop.opts), "model": config.to_dict(), "meta": loop.meta}
+    atomic_write_json(out_dir / "train_state.json", state)
+
+
+def _finish(out_dir: Path, loop: _Loop, config: CNNConfig, head: str, data_dir: Path, log: dict) -> dict:
+    """Save the best weights with the run's config and log, drop the resume state; returns the config."""
     result = {
         "kind": KIND,
         "model": config.to_dict(),
         "normalise": {"mean": MEAN, "std": STD},
-        "n_parameters": n_parameters(model),
+        "n_parameters": n_parameters(loop.model),
         "head": head,
-        "options": asdict(opts),
+        "options": asdict(loop.opts),
         "data": str(data_dir),
-        "steps": step,
-        "best_epoch": meta["best_epoch"],
-        "best_val_macro_auc_superclass": meta["best_auc"],
-        "history": meta["history"],
+        "steps": loop.step,
+        "best_epoch": loop.meta["best_epoch"],
+        "best_val_macro_auc_superclass": loop.meta["best_auc"],
+        "history": loop.meta["history"],
     }
-    save_cnn(out_dir, best, result)
-    log["seconds_total_this_session"] = round(time.perf_counter() - start, 2)
+    save_cnn(out_dir, loop.best, result)
+    log["seconds_total_this_session"] = round(time.perf_counter() - loop.start, 2)
     atomic_write_json(out_dir / "train_log.json", log)
-    state_path.unlink(missing_ok=True)
-    state_json.unlink(missing_ok=True)
+    (out_dir / "train_state.safetensors").unlink(missing_ok=True)
+    (out_dir / "train_state.json").unlink(missing_ok=True)
     return result
 
 
