@@ -16,5 +16,8 @@ Public API (import from the submodules; nothing heavy is imported here):
   ``dependence.loops(text)``, ``dependence.dependence_warnings(dep, what)``
 * ``runs``: ``load_run(path, name) -> Run`` (the run folder's layout there); ``table``: ``write_table(runs, out)``
   (Table I, with ``table_plots``' figures); ``sweep_table``: ``write_sweep(sweep, out)`` (the sweep layout there)
-* CLI: ``ecgvlm score`` (``cli_score``, a thin layer over ``score``), ``ecgvlm table`` (``cli_table``)
+* ``runner.evaluate_local(model, data, out, adapter=..., tasks=..., ...) -> dict`` (what ``ecgvlm evaluate
+  --model`` does: answers a test file into ``out/predictions.jsonl``)
+* CLI: ``ecgvlm evaluate`` (``cli_evaluate``, over ``runner`` and ``endpoint``), ``ecgvlm score``
+  (``cli_score``, a thin layer over ``score``), ``ecgvlm table`` (``cli_table``)
 """

@@ -111,7 +111,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ecgvlm.errors import ECGVLMError
-    from ecgvlm.evaluate.generate import read_rows, select_rows
 
     if args.merge:
         return _merge(Path(args.out))
@@ -119,26 +118,10 @@ def main(args: argparse.Namespace) -> int:
         raise ECGVLMError("--data is required (the test split to answer)")
     if bool(args.model) == bool(args.endpoint):
         raise ECGVLMError("give either --model (a local model) or --endpoint (a served one)")
-    # --limit 0 would answer nothing and still exit 0
-    if args.batch_size < 1 or args.max_new_tokens < 1 or (args.limit is not None and args.limit < 1):
-        raise ECGVLMError("need --batch-size >= 1, --max-new-tokens >= 1, --limit >= 1")
-    data = Path(args.data)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    rows = select_rows(read_rows(data), tasks)
-    if not rows:
-        raise ECGVLMError(f"no rows for tasks {tasks}", data)
-    from ecgvlm.outputs import claim_output_dir
-
-    if getattr(args, "overwrite", False) and (args.shard or shard_from_env()):
-        raise ECGVLMError("--overwrite with a shard would empty the folder the other shards write into")
-
-    # runs made before output markers existed are recognised by their run.json
-    claim_output_dir(args.out, "evaluate", overwrite=getattr(args, "overwrite", False), legacy=["run.json"])
     if args.endpoint:
-        if args.shard or shard_from_env():
-            raise ECGVLMError("--shard is for local models; an endpoint takes --concurrency instead")
-        return _main_endpoint(args, data, tasks, rows)
-    return _main_local(args, data, tasks, rows)
+        return _main_endpoint(args, Path(args.data), tasks)
+    return _main_local(args, Path(args.data), tasks)
 
 
 def _merge(out: Path) -> int:
@@ -157,77 +140,33 @@ def _merge(out: Path) -> int:
     return 0
 
 
-def _start_run(out: Path, settings: dict) -> None:
-    """Write run.json; a run folder started with other settings is refused (resuming must not mix)."""
-    import json
-
-    from ecgvlm.errors import ECGVLMError
-    from ecgvlm.evaluate.generate import PREDICTIONS
-    from ecgvlm.io import atomic_write_json
-
-    run_json = out / "run.json"
-    started = (out / PREDICTIONS).exists() or any(out.glob("predictions.shard-*.jsonl"))
-    if run_json.exists() and started:
-        try:
-            before = json.loads(run_json.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ECGVLMError("invalid JSON; delete the run folder to start over", run_json) from None
-        changed = [k for k in settings if before.get(k) != settings[k]]
-        if changed:
-            raise ECGVLMError(
-                f"this run was started with different {', '.join(changed)}; use another --out to start anew",
-                run_json,
-            )
-    atomic_write_json(run_json, settings)
-
-
-def _main_local(args: argparse.Namespace, data: Path, tasks: list[str] | None, rows: list[dict]) -> int:
-    import torch
-
-    from ecgvlm.evaluate.generate import PREDICTIONS, evaluate_rows, shard_file
-    from ecgvlm.model.load import load_model_and_processor
+def _main_local(args: argparse.Namespace, data: Path, tasks: list[str] | None) -> int:
+    from ecgvlm.evaluate.generate import PREDICTIONS, shard_file
+    from ecgvlm.evaluate.runner import evaluate_local
     from ecgvlm.shards import resolve_shard
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    scores = args.scores or "yesno"
-    out = Path(args.out)
-    _start_run(
-        out,
-        {
-            "kind": "llm",
-            "model": str(Path(args.model).resolve()),
-            "adapter": str(Path(args.adapter).resolve()) if args.adapter else None,
-            "data": str(data.resolve()),
-            "tasks": tasks,
-            "batch_size": args.batch_size,
-            "max_new_tokens": args.max_new_tokens,
-            "scores": scores,
-        },
-    )
     shard = resolve_shard(args.shard)
     if shard is not None and args.shard is None:
         print(f"shard {shard[0]}/{shard[1]} from the Slurm job array (SLURM_ARRAY_TASK_ID)")
-    model, processor = load_model_and_processor(args.model, adapter=args.adapter, device=device)
-    res = evaluate_rows(
-        model,
-        processor,
-        rows,
-        data.parent,
-        out,
+    res = evaluate_local(
+        args.model,
+        data,
+        args.out,
+        adapter=args.adapter,
+        tasks=tasks,
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         limit=args.limit,
-        score_method=scores,
-        progress=not args.no_progress,
+        scores=args.scores or "yesno",
+        device=args.device,
+        threads=args.threads,
         shard=shard,
+        overwrite=getattr(args, "overwrite", False),
+        progress=not args.no_progress,
     )
-    target = out / (shard_file(shard) if shard else PREDICTIONS)
+    target = Path(args.out) / (shard_file(shard) if shard else PREDICTIONS)
     if shard:
-        print(f"when every shard is done: ecgvlm evaluate --merge --out {out}")
+        print(f"when every shard is done: ecgvlm evaluate --merge --out {args.out}")
     print(
         f"wrote {res['written']} predictions to {target} "
         f"({res['skipped_done']} already there, {res['rows']} rows selected)"
@@ -235,35 +174,24 @@ def _main_local(args: argparse.Namespace, data: Path, tasks: list[str] | None, r
     return 0
 
 
-def _main_endpoint(args: argparse.Namespace, data: Path, tasks: list[str] | None, rows: list[dict]) -> int:
-    import os
-
+def _main_endpoint(args: argparse.Namespace, data: Path, tasks: list[str] | None) -> int:
     from ecgvlm.errors import ECGVLMError
     from ecgvlm.evaluate.endpoint import SUMMARY, evaluate_endpoint
     from ecgvlm.evaluate.generate import PREDICTIONS
     from ecgvlm.evaluate.http_client import ChatClient
+    from ecgvlm.evaluate.runner import open_run, start_run
     from ecgvlm.io import atomic_write_json
 
-    if not args.served_model:
-        raise ECGVLMError("--endpoint needs --served-model (the name the server lists under /v1/models)")
-    if args.adapter:
-        raise ECGVLMError("--adapter applies to a local --model; serve the adapted model instead")
-    scores = args.scores or "codes"
-    if scores == "yesno":
-        raise ECGVLMError(
-            "--scores yesno needs a local --model; over --endpoint use codes (logprobs) or none"
-        )
-    if args.concurrency < 1 or not 1 <= args.top_logprobs <= 20 or args.retries < 1:
-        raise ECGVLMError("need --concurrency >= 1, --top-logprobs from 1 to 20, --retries >= 1")
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env)
-        if not api_key:
-            raise ECGVLMError(
-                f"--api-key-env {args.api_key_env}: that environment variable is not set or empty"
-            )
+    sharded = bool(args.shard or shard_from_env())
+    overwrite = getattr(args, "overwrite", False)
+    rows = open_run(
+        data, args.out, tasks, args.batch_size, args.max_new_tokens, args.limit, overwrite, sharded
+    )
+    if sharded:
+        raise ECGVLMError("--shard is for local models; an endpoint takes --concurrency instead")
+    scores, api_key = _endpoint_options(args)
     out = Path(args.out)
-    _start_run(
+    start_run(
         out,
         {
             "kind": "endpoint",
@@ -312,6 +240,33 @@ def _main_endpoint(args: argparse.Namespace, data: Path, tasks: list[str] | None
             f"note: {res['without_scores']} superclass rows have no scores (see 'scores_missing' in the rows)"
         )
     return 0
+
+
+def _endpoint_options(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The endpoint path's score method and API key, once its options are checked."""
+    import os
+
+    from ecgvlm.errors import ECGVLMError
+
+    if not args.served_model:
+        raise ECGVLMError("--endpoint needs --served-model (the name the server lists under /v1/models)")
+    if args.adapter:
+        raise ECGVLMError("--adapter applies to a local --model; serve the adapted model instead")
+    scores = args.scores or "codes"
+    if scores == "yesno":
+        raise ECGVLMError(
+            "--scores yesno needs a local --model; over --endpoint use codes (logprobs) or none"
+        )
+    if args.concurrency < 1 or not 1 <= args.top_logprobs <= 20 or args.retries < 1:
+        raise ECGVLMError("need --concurrency >= 1, --top-logprobs from 1 to 20, --retries >= 1")
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise ECGVLMError(
+                f"--api-key-env {args.api_key_env}: that environment variable is not set or empty"
+            )
+    return scores, api_key
 
 
 ENDPOINT_FIGURES = (
