@@ -213,7 +213,7 @@ def test_the_tiny_mllama_on_blank_pages_is_flagged(tmp_path: Path) -> None:
 
 
 def test_demo_report_section_and_console_warnings_name_the_collapsed_column(tmp_path: Path) -> None:
-    from ecgvlm.demo import image_warnings, reading_section
+    from ecgvlm.demo_report import image_warnings, reading_section
     from ecgvlm.evaluate.runs import load_run
     from ecgvlm.evaluate.table import run_dependence
 
