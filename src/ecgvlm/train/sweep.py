@@ -215,20 +215,20 @@ def train_stage(pdir: Path, config: str, overrides: list[str], launcher: str | N
 
 
 def eval_stage(model_dir: Path, data: str, out: Path, spec: dict, device: str, threads: int | None) -> None:
-    from ecgvlm.evaluate import cli_evaluate
+    from ecgvlm.evaluate.runner import evaluate_local
 
-    # Parsed by the evaluate command's own parser, so options it gains later get their defaults.
-    parser = argparse.ArgumentParser()
-    cli_evaluate.add_arguments(parser)
-    argv = ["--model", str(model_dir), "--data", data, "--out", str(out), "--tasks", ",".join(spec["tasks"]),
-            "--batch-size", str(spec["batch_size"]), "--max-new-tokens", str(spec["max_new_tokens"]),
-            "--scores", spec["scores"], "--device", device]  # fmt: skip
-    if spec["limit"] is not None:
-        argv += ["--limit", str(spec["limit"])]
-    if threads is not None:
-        argv += ["--threads", str(threads)]
-    ns = parser.parse_args(argv)
-    cli_evaluate.main(ns)
+    evaluate_local(
+        model_dir,
+        data,
+        out,
+        tasks=list(spec["tasks"]),
+        batch_size=spec["batch_size"],
+        max_new_tokens=spec["max_new_tokens"],
+        limit=spec["limit"],
+        scores=spec["scores"],
+        device=device,
+        threads=threads,
+    )
 
 
 def modes_of(benchmark: str) -> list[str]:
