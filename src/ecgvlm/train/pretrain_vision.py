@@ -50,7 +50,7 @@ def vision_batch(processor, seed: int, step: int, batch_size: int, record_pool: 
     """(pixel inputs, targets) of batch ``step``: a pure function of its arguments."""
     import torch
 
-    from ecgvlm.train.pretrain_tasks import ecg_page, measurable
+    from ecgvlm.train.pretrain_pages import ecg_page, measurable
 
     rng = np.random.default_rng([int(seed), int(step), 11])
     images, targets = [], []
