@@ -57,25 +57,23 @@ def _canvas(rng: np.random.Generator) -> _Canvas:
     minor, major = colors[int(rng.integers(len(colors)))]
     sq = float(rng.uniform(6.0, 11.0))  # px per large square (5 mm at 32-56 dpi)
     if rng.random() < 0.6:
-        step = sq / 5
-        x = 0.0
-        while x < PAGE_W:
-            d.line([(x, 0), (x, PAGE_H)], fill=minor)
-            x += step
-        y = 0.0
-        while y < PAGE_H:
-            d.line([(0, y), (PAGE_W, y)], fill=minor)
-            y += step
-    x = 0.0
-    while x < PAGE_W:
-        d.line([(x, 0), (x, PAGE_H)], fill=major)
-        x += sq
-    y = 0.0
-    while y < PAGE_H:
-        d.line([(0, y), (PAGE_W, y)], fill=major)
-        y += sq
+        _rule(d, sq / 5, minor)
+    _rule(d, sq, major)
     dark = int(rng.integers(0, 60))
     return _Canvas(img, d, sq, (dark, dark, dark))
+
+
+def _rule(d: ImageDraw.ImageDraw, step: float, color: tuple[int, int, int]) -> None:
+    """Full-page vertical, then horizontal lines every ``step`` px. The positions are running float
+    sums, as on the pages the shipped base was trained on; keep them so a rebuild draws the same."""
+    x = 0.0
+    while x < PAGE_W:
+        d.line([(x, 0), (x, PAGE_H)], fill=color)
+        x += step
+    y = 0.0
+    while y < PAGE_H:
+        d.line([(0, y), (PAGE_W, y)], fill=color)
+        y += step
 
 
 def _wave(kind: str, t: np.ndarray, period: float, width: float = 0.08) -> np.ndarray:
