@@ -9,6 +9,7 @@ import pytest
 
 from ecgvlm.render.style import RenderStyle
 from ecgvlm.signals.vocab import SUPERCLASSES
+from ecgvlm.train import pretrain_ecg, pretrain_generic, pretrain_pages, pretrain_yesno
 from ecgvlm.train import pretrain_tasks as pt
 
 
@@ -23,7 +24,7 @@ def test_same_seed_and_index_give_the_same_example():
         a, b = pt.make_example(3, index), pt.make_example(3, index)
         assert (a.task, a.question, a.answer) == (b.task, b.question, b.answer)
         assert _png(a.image) == _png(b.image)
-    pt._PAGES.clear()  # a cold page cache gives the same pixels as a warm one
+    pretrain_pages._PAGES.clear()  # a cold page cache gives the same pixels as a warm one
     c = pt.make_example(3, 123)
     assert _png(c.image) == _png(pt.make_example(3, 123).image)
 
@@ -36,7 +37,7 @@ def test_stream_is_varied_and_page_sized():
     for e in exs:
         assert e.image.mode == "RGB"
         if e.task.startswith("g_"):
-            assert e.image.size == (pt.PAGE_W, pt.PAGE_H)
+            assert e.image.size == (pretrain_pages.PAGE_W, pretrain_pages.PAGE_H)
         else:  # a letter page in the "tiny" look at 40 dpi, as `dataset build --style tiny` renders
             assert e.image.size == (440, 340)
         assert e.answer and e.answer == e.answer.strip()
@@ -57,8 +58,8 @@ def test_no_question_asks_for_a_diagnosis_or_superclass():
 @pytest.mark.parametrize("task", pt.GENERIC_TASKS)
 def test_every_generic_task_draws(task):
     rng = np.random.default_rng(0)
-    image, question, answer = pt._generic(task, rng)
-    assert image.size == (pt.PAGE_W, pt.PAGE_H)
+    image, question, answer = pretrain_generic.generic_example(task, rng)
+    assert image.size == (pretrain_pages.PAGE_W, pretrain_pages.PAGE_H)
     assert question.endswith("?") or question.endswith(".")
     assert answer
 
@@ -67,7 +68,8 @@ def test_the_five_codes_and_yes_no_are_answer_targets():
     answers = set()
     for i in range(400):
         rng = np.random.default_rng([9, i])
-        answers.add(pt._generic(pt.GENERIC_TASKS[i % len(pt.GENERIC_TASKS)] if i % 3 else "g_label", rng)[2])
+        task = pt.GENERIC_TASKS[i % len(pt.GENERIC_TASKS)] if i % 3 else "g_label"
+        answers.add(pretrain_generic.generic_example(task, rng)[2])
     assert set(SUPERCLASSES) <= answers
     assert {"yes", "no"} <= answers
     assert len({a for a in answers if a.isdigit() and len(a) == 1}) >= 7  # counts, squares, heights
@@ -92,7 +94,7 @@ def _measured(conditions, seed):
 
 def _answers(conditions, task):
     return [
-        pt._ecg_answer(task, d, TINY, np.random.default_rng(i))[1]
+        pretrain_ecg.ecg_answer(task, d, TINY, np.random.default_rng(i))[1]
         for i, d in enumerate(_measured(conditions, 77))
     ]
 
@@ -122,7 +124,7 @@ def test_every_ecg_task_draws(task):
 
 
 def _truths(conditions, task, pick=None):
-    return [pt._yn_truth(task, d, TINY, pick) for d in _measured(conditions, 78)]
+    return [pretrain_yesno.yesno_truth(task, d, TINY, pick) for d in _measured(conditions, 78)]
 
 
 def test_yes_no_answers_come_from_the_signal():

@@ -26,7 +26,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from ecgvlm.model.chat import encode_messages
-from ecgvlm.model.infer import model_device, prompt_batch
+from ecgvlm.model.infer import model_device, model_dtype, prompt_batch
 
 STOP_TOKENS = ("<|eot_id|>", "<|end_of_text|>", "<|eom_id|>")
 ASSISTANT_HEADER = "<|start_header_id|>assistant<|end_header_id|>\n\n"
@@ -183,7 +183,7 @@ def complete(
     tok = processor.tokenizer
     stop = [tok.convert_tokens_to_ids(t) for t in STOP_TOKENS]
     dev = model_device(model)
-    dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
+    dtype = model_dtype(model)
     batch = prompt_batch(processor, images, seqs, left_pad=True)
     batch = {k: v.to(dev) for k, v in batch.items()}
     batch["pixel_values"] = batch["pixel_values"].to(dtype)

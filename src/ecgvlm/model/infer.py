@@ -32,6 +32,11 @@ def model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def model_dtype(model) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter: what pixel inputs are cast to."""
+    return next(p for p in model.parameters() if p.is_floating_point()).dtype
+
+
 def prompt_batch(processor, images: list, seqs: list[list[int]], left_pad: bool) -> dict:
     """Collator batch; with ``left_pad`` the text is shifted right (generation wants the last token last)."""
     items = [{"input_ids": s, "labels": [IGNORE] * len(s), "image": im} for s, im in zip(seqs, images)]
@@ -55,7 +60,7 @@ def generate(
     eos = [tok.convert_tokens_to_ids(t) for t in ("<|eot_id|>", "<|end_of_text|>", "<|eom_id|>")]
     out: list[str] = []
     dev = model_device(model)
-    dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
+    dtype = model_dtype(model)
     for s in range(0, len(prompts), batch_size):
         seqs = [prompt_ids(tok, p) for p in prompts[s : s + batch_size]]
         batch = prompt_batch(processor, images[s : s + batch_size], seqs, left_pad=True)
@@ -85,7 +90,7 @@ def option_probs(
     """
     tok = processor.tokenizer
     dev = model_device(model)
-    dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
+    dtype = model_dtype(model)
     opt_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
     rows = []
     for image, prompt in zip(images, prompts):

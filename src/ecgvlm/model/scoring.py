@@ -16,7 +16,7 @@ from itertools import combinations
 import numpy as np
 import torch
 
-from ecgvlm.model.infer import model_device, prompt_ids
+from ecgvlm.model.infer import model_device, model_dtype, prompt_ids
 
 
 def _mllama(model):
@@ -52,7 +52,7 @@ def batched_option_probs(
     """
     tok = processor.tokenizer
     dev = model_device(model)
-    dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
+    dtype = model_dtype(model)
     image_id = tok.convert_tokens_to_ids("<|image|>")
     slot: dict[int, int] = {}  # id(image) -> its index among the distinct images
     distinct = []

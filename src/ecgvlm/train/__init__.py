@@ -8,5 +8,7 @@
   ``Collator`` are ``ecgvlm.model.chat``'s).
 - ``ecgvlm.train.merge.merge(base, adapter, out)``: a merged checkpoint for external engines.
 - ``ecgvlm.train.pretrain.pretrain(cfg, out)`` (``ecgvlm pretrain-base``): full-parameter pretraining
-  of the tiny base (``pretrain_vision``, ``pretrain_tasks``, ``pretrain_text``: its stages and tasks).
+  of the tiny base (``pretrain_vision``, ``pretrain_text``: its first and last stages;
+  ``pretrain_tasks``: the example stream, drawn from ``pretrain_generic``, ``pretrain_ecg`` and
+  ``pretrain_yesno`` on ``pretrain_pages``' pooled ECG pages).
 """

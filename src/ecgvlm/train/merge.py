@@ -7,12 +7,10 @@ the base's licence files and a tokenizer that transformers 4.45+ and 5.x both lo
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import share_files
+from ecgvlm.io import atomic_dir, share_files
 from ecgvlm.outputs import check_output_dir, mark
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -41,8 +39,9 @@ def merge(
     adapter, out = Path(adapter), Path(out)
     if dtype is not None and dtype not in DTYPES:
         raise ECGVLMError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    # checked before the model loads; the folder is replaced whole at the end
-    ours = check_output_dir(out, "merge", overwrite=overwrite, resume=False)
+    # checked before the model loads: what atomic_dir replaces at the end is an earlier merge of
+    # ours or an empty folder
+    check_output_dir(out, "merge", overwrite=overwrite, resume=False)
     base = Path(base) if base else base_of(adapter)
     if base is None:
         raise ECGVLMError("cannot tell the base model: pass --base", adapter)
@@ -53,18 +52,12 @@ def merge(
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     model = model.to(getattr(torch, dtype))
-    tmp = out.parent / f".{out.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), safe_serialization=True)
-    processor.save_pretrained(str(tmp))
-    make_tokenizer_portable(tmp)
-    copy_licence_files(base, tmp)
-    write_model_card(tmp, merged_card_info(adapter, base, out, dtype, scores))
-    mark(tmp, "merge")
-    share_files(tmp)
-    if ours:
-        shutil.rmtree(out)
-    elif out.is_dir():
-        out.rmdir()  # empty (checked above)
-    os.replace(tmp, out)
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        processor.save_pretrained(str(tmp))
+        make_tokenizer_portable(tmp)
+        copy_licence_files(base, tmp)
+        write_model_card(tmp, merged_card_info(adapter, base, out, dtype, scores))
+        mark(tmp, "merge")
+        share_files(tmp)
     return out

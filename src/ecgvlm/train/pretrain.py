@@ -16,8 +16,10 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.io import atomic_dir, atomic_write_json, share_files
@@ -164,12 +166,36 @@ def pretrain(
     overwrite: bool = False,
 ) -> Path:
     """Build (or resume) and pretrain the tiny base; write it to ``out`` as fp16 safetensors + card data."""
-    torch = _setup_torch(cfg)
-    from transformers import MllamaForConditionalGeneration
-
+    _setup_torch(cfg)
     from ecgvlm.model.load import load_processor
+
+    out = claim_output(out, cfg, resume, overwrite)
+    work = out / "_work"
+    init = work / "init"
+    processor = load_processor(init)
+    load_init = init_loader(init, cfg)
+    vision_log: list[dict] = []
+    if cfg.vision_steps > 0:
+        from ecgvlm.train.pretrain_vision import vision_stage
+
+        vision_log = vision_stage(load_init, processor, cfg, work, progress)
+    run = setup_stage2(stage2_model(load_init, cfg, work), cfg, work, resume)
+    wall = train_loop(run, cfg, processor, progress)
+    run.model.eval()
+    scores = task_exact_match(run.model, processor, cfg)
+    export(run.model, processor, init, out, cfg, run.total, wall, run.log, scores, vision_log)
+    if cfg.text_steps > 0:
+        from ecgvlm.train.pretrain_text import text_stage
+
+        del run  # frees the stage-2 model before stage 3 loads its own copy
+        text_stage(out, out, cfg.seed, cfg.text_steps, cfg.text_batch_size, cfg.text_lr, cfg.threads,
+                   cfg.device, progress)  # fmt: skip
+    return out
+
+
+def claim_output(out: str | Path, cfg: PretrainConfig, resume: bool, overwrite: bool) -> Path:
+    """Claim ``out`` for this run and build the random initial model in OUT/_work/init once."""
     from ecgvlm.outputs import claim_output_dir
-    from ecgvlm.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
     # runs made before output markers existed are recognised by their _work folder
     out = claim_output_dir(
@@ -180,12 +206,18 @@ def pretrain(
         legacy=["_work"],
         resume_hint="use --resume to continue it, --overwrite to start over, or name a new folder",
     )
-    work = out / "_work"
-    init = work / "init"
+    init = out / "_work" / "init"
     if not (init / "config.json").is_file():
         with atomic_dir(init) as tmp:
             build_base(tmp, cfg)
-    processor = load_processor(init)
+    return out
+
+
+def init_loader(init: Path, cfg: PretrainConfig) -> Callable[[], Any]:
+    """A function that loads the initial model afresh (fp32, on ``cfg.device``), seeded the same way
+    each time: stage 1 and stage 2 both start from it."""
+    import torch
+    from transformers import MllamaForConditionalGeneration
 
     def load_init():
         torch.manual_seed(cfg.seed)
@@ -197,9 +229,11 @@ def pretrain(
             attn_implementation="sdpa",
         ).to(cfg.device)
 
-    vision_log: list[dict] = []
-    if cfg.vision_steps > 0:
-        vision_log = vision_stage(load_init, processor, cfg, work, progress)
+    return load_init
+
+
+def stage2_model(load_init: Callable[[], Any], cfg: PretrainConfig, work: Path):
+    """The model stage 2 trains: the initial one, with stage 1's vision tower loaded and frozen."""
     model = load_init()
     if cfg.vision_steps > 0:
         from safetensors.torch import load_file
@@ -207,6 +241,31 @@ def pretrain(
         model.model.vision_model.load_state_dict(load_file(str(work / "vision.safetensors")))
         model.model.vision_model.requires_grad_(False)
     model.train()
+    return model
+
+
+@dataclass
+class Stage2:
+    """What the stage-2 loop advances: the model, its optimizer and schedule, and where it stands."""
+
+    model: Any
+    opt: Any
+    sched: Any
+    params: list
+    work: Path
+    total: int | None  # None until --minutes fixes it after the first 20 steps
+    wall0: float = 0.0  # time.time() minus the wall seconds of earlier sessions
+    step: int = 0
+    log: list[dict] = field(default_factory=list)
+
+
+def setup_stage2(model, cfg: PretrainConfig, work: Path, resume: bool) -> Stage2:
+    """AdamW (no decay on biases, norms, embeddings) and the LR schedule; on ``resume`` the latest
+    checkpoint's weights, optimizer, schedule and RNG state."""
+    import torch
+
+    from ecgvlm.train.checkpoint import latest_checkpoint, load_checkpoint
+
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     decay = [p for n, p in named if p.ndim >= 2 and "embed" not in n]
@@ -216,117 +275,87 @@ def pretrain(
         lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8,
     )  # fmt: skip
     state_file = work / "run.json"
-    run = json.loads(state_file.read_text()) if state_file.is_file() else {}
-    total = cfg.steps or run.get("total_steps")
+    saved = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    run = Stage2(model, opt, None, params, work, cfg.steps or saved.get("total_steps"))
 
+    # A plain function (LambdaLR saves no state for one) that reads run.total when called:
+    # --minutes fixes the total mid-run and the schedule follows from then on.
     def factor(s: int) -> float:
-        return lr_factor(s, total or 10**9, cfg.warmup, cfg.decay_frac, cfg.min_lr_ratio)
+        return lr_factor(s, run.total or 10**9, cfg.warmup, cfg.decay_frac, cfg.min_lr_ratio)
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    step, log = 0, []
+    run.sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     ckpt = latest_checkpoint(work / "checkpoints") if resume else None
     if ckpt is not None:
-        position, log = load_checkpoint(ckpt, model, opt, sched)
-        step = position["step"]
-        if total is not None and step > decay_start(total, cfg.decay_frac):
+        position, run.log = load_checkpoint(ckpt, model, opt, run.sched)
+        run.step = position["step"]
+        if run.total is not None and run.step > decay_start(run.total, cfg.decay_frac):
             raise ECGVLMError(
-                f"the checkpoint at step {step} is past the decay start of --steps {total}", ckpt
+                f"the checkpoint at step {run.step} is past the decay start of --steps {run.total}", ckpt
             )
-        sched.lr_lambdas[0] = factor
-    wall0 = time.time() - run.get("wall_s", 0.0)
+        run.sched.lr_lambdas[0] = factor
+    run.wall0 = time.time() - saved.get("wall_s", 0.0)
+    return run
+
+
+def train_loop(run: Stage2, cfg: PretrainConfig, processor, progress: bool) -> float:
+    """Optimizer steps until ``run.total``, a checkpoint every ``cfg.save_every``; returns wall seconds."""
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total, initial=step, desc="pretrain", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=run.total, initial=run.step, desc="pretrain", unit="step", dynamic_ncols=True)
     t_probe = time.time()
-    while total is None or step < total:
-        batch, _ = batch_at(cfg, processor, step)
-        batch = {k: v.to(cfg.device) for k, v in batch.items()}
-        loss = model(**batch).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        opt.step()
-        sched.step()
-        step += 1
-        log.append(
+    while run.total is None or run.step < run.total:
+        loss, gnorm = optimizer_step(run, cfg, processor)
+        run.step += 1
+        run.log.append(
             {
-                "step": step,
+                "step": run.step,
                 "loss": round(loss.item(), 5),
-                "lr": sched.get_last_lr()[0],
+                "lr": run.sched.get_last_lr()[0],
                 "gnorm": round(float(gnorm), 4),
             }
         )
-        if total is None and step == 20:
+        if run.total is None and run.step == 20:
             # --minutes: fix the step count from the speed so far (the card records it for --steps N).
             per_step = (time.time() - t_probe) / 20
-            total = max(step + 1, int(cfg.minutes * 60 / per_step))
+            run.total = max(run.step + 1, int(cfg.minutes * 60 / per_step))
             if bar is not None:
-                bar.total = total
+                bar.total = run.total
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{sum(r['loss'] for r in log[-50:]) / len(log[-50:]):.3f}")
-        if step % cfg.save_every == 0 or step == total:
-            run = {"total_steps": total, "wall_s": time.time() - wall0, "config": asdict(cfg)}
-            atomic_write_json(state_file, run)
-            save_checkpoint(work / "checkpoints", model, opt, sched, {"step": step}, log, keep=1)
+            bar.set_postfix(loss=f"{sum(r['loss'] for r in run.log[-50:]) / len(run.log[-50:]):.3f}")
+        if run.step % cfg.save_every == 0 or run.step == run.total:
+            save_state(run, cfg)
     if bar is not None:
         bar.close()
-    wall = time.time() - wall0
-    model.eval()
-    scores = task_exact_match(model, processor, cfg)
-    export(model, processor, init, out, cfg, total, wall, log, scores, vision_log)
-    if cfg.text_steps > 0:
-        from ecgvlm.train.pretrain_text import text_stage
-
-        del model
-        text_stage(out, out, cfg.seed, cfg.text_steps, cfg.text_batch_size, cfg.text_lr, cfg.threads,
-                   cfg.device, progress)  # fmt: skip
-    return out
+    return time.time() - run.wall0
 
 
-def vision_stage(load_init, processor, cfg: PretrainConfig, work: Path, progress: bool) -> list[dict]:
-    """Stage 1 once: the trained tower goes to WORK/vision.safetensors (a rerun reuses it)."""
-    from safetensors.torch import save_file
+def optimizer_step(run: Stage2, cfg: PretrainConfig, processor):
+    """Forward, backward, clip and step on batch ``run.step``; returns (loss, gradient norm)."""
+    import torch
 
-    from ecgvlm.train.pretrain_vision import train_vision
+    batch, _ = batch_at(cfg, processor, run.step)
+    batch = {k: v.to(cfg.device) for k, v in batch.items()}
+    loss = run.model(**batch).loss
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(run.params, cfg.max_grad_norm)
+    run.opt.step()
+    run.sched.step()
+    return loss, gnorm
 
-    done, log_file, opts_file = (
-        work / "vision.safetensors",
-        work / "vision_log.json",
-        work / "vision_options.json",
+
+def save_state(run: Stage2, cfg: PretrainConfig) -> None:
+    """WORK/run.json (total steps, wall time, config) and a checkpoint at ``run.step`` (the last one only)."""
+    from ecgvlm.train.checkpoint import save_checkpoint
+
+    state = {"total_steps": run.total, "wall_s": time.time() - run.wall0, "config": asdict(cfg)}
+    atomic_write_json(run.work / "run.json", state)
+    save_checkpoint(
+        run.work / "checkpoints", run.model, run.opt, run.sched, {"step": run.step}, run.log, keep=1
     )
-    # what the tower depends on: a rerun with other stage-1 options must not reuse it silently
-    options = {
-        "seed": cfg.seed,
-        "geometry": cfg.geometry,
-        "vision_steps": cfg.vision_steps,
-        "vision_batch_size": cfg.vision_batch_size,
-        "vision_lr": cfg.vision_lr,
-        "weight_decay": cfg.weight_decay,
-        "record_pool": cfg.record_pool,
-    }
-    if done.is_file() and log_file.is_file():
-        if opts_file.is_file() and (old := json.loads(opts_file.read_text())) != options:
-            changed = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in options.items() if old.get(k) != v)
-            raise ECGVLMError(
-                f"the stage-1 tower in this folder was trained with other options ({changed}); "
-                "rerun with the same options or use a new --out",
-                done,
-            )
-        return json.loads(log_file.read_text())
-    model = load_init()
-    t0 = time.time()
-    log = train_vision(model, processor, cfg, progress)
-    log.append({"wall_s": round(time.time() - t0, 1)})
-    state = {k: v.detach().contiguous() for k, v in model.model.vision_model.state_dict().items()}
-    tmp = work / ".vision.safetensors.tmp"
-    save_file(state, str(tmp))
-    atomic_write_json(log_file, log)
-    atomic_write_json(opts_file, options)
-    os.replace(tmp, done)
-    return log
 
 
 def task_exact_match(model, processor, cfg: PretrainConfig) -> dict[str, list[int]]:

@@ -19,10 +19,17 @@ Deterministic like stage 2: batch ``s`` holds pool records drawn from (seed, s),
 
 from __future__ import annotations
 
+import json
 import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ecgvlm.errors import ECGVLMError
+from ecgvlm.io import atomic_write_bytes, atomic_write_json
 from ecgvlm.signals.record import LEADS
 
 PER_LEAD = ("r_amp", "s_amp", "st", "t_amp")
@@ -50,7 +57,7 @@ def vision_batch(processor, seed: int, step: int, batch_size: int, record_pool: 
     """(pixel inputs, targets) of batch ``step``: a pure function of its arguments."""
     import torch
 
-    from ecgvlm.train.pretrain_tasks import ecg_page, measurable
+    from ecgvlm.train.pretrain_pages import ecg_page, measurable
 
     rng = np.random.default_rng([int(seed), int(step), 11])
     images, targets = [], []
@@ -117,4 +124,45 @@ def train_vision(model, processor, cfg, progress: bool = True) -> list[dict]:
             bar.set_postfix(loss=f"{sum(r['loss'] for r in log[-50:]) / len(log[-50:]):.4f}")
     if bar is not None:
         bar.close()
+    return log
+
+
+def vision_stage(load_init: Callable[[], Any], processor, cfg, work: Path, progress: bool) -> list[dict]:
+    """Stage 1 once (``cfg``: a ``PretrainConfig``): the trained tower goes to WORK/vision.safetensors
+    (a rerun reuses it)."""
+    from safetensors.torch import save
+
+    done, log_file, opts_file = (
+        work / "vision.safetensors",
+        work / "vision_log.json",
+        work / "vision_options.json",
+    )
+    # what the tower depends on: a rerun with other stage-1 options must not reuse it silently
+    options = {
+        "seed": cfg.seed,
+        "geometry": cfg.geometry,
+        "vision_steps": cfg.vision_steps,
+        "vision_batch_size": cfg.vision_batch_size,
+        "vision_lr": cfg.vision_lr,
+        "weight_decay": cfg.weight_decay,
+        "record_pool": cfg.record_pool,
+    }
+    if done.is_file() and log_file.is_file():
+        if opts_file.is_file() and (old := json.loads(opts_file.read_text())) != options:
+            changed = ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in options.items() if old.get(k) != v)
+            raise ECGVLMError(
+                f"the stage-1 tower in this folder was trained with other options ({changed}); "
+                "rerun with the same options or use a new --out",
+                done,
+            )
+        return json.loads(log_file.read_text())
+    model = load_init()
+    t0 = time.time()
+    log = train_vision(model, processor, cfg, progress)
+    log.append({"wall_s": round(time.time() - t0, 1)})
+    state = {k: v.detach().contiguous() for k, v in model.model.vision_model.state_dict().items()}
+    tower = save(state)
+    atomic_write_json(log_file, log)
+    atomic_write_json(opts_file, options)
+    atomic_write_bytes(done, tower)  # last: a tower on disk always has its log and options beside it
     return log
