@@ -5,7 +5,7 @@ generator's parameters): R-peak detection on a band-passed energy envelope with 
 threshold, baseline correction through the PR-segment, a median beat of the dominant beats,
 QRS onset/offset from the spatial velocity, P wave and PR, T end and QT, ST level at J+60 ms,
 Q waves, Sokolow-Lyon voltage, frontal axis, premature beats, and atrial activity (P waves seen
-anywhere outside QRS-T, flutter periodicity).
+anywhere outside QRS-T, flutter periodicity). The per-wave detectors are in ``delineate_waves``.
 
 ``validate_labels(records)`` applies each statement's defining criterion to the records that
 carry it and returns the pass rate per statement. Print the table for fresh synthetic records:
@@ -18,20 +18,25 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import numpy as np
-from scipy.signal import butter, find_peaks, iirnotch, peak_widths, sosfiltfilt, tf2sos
+from scipy.signal import butter, find_peaks, iirnotch, sosfiltfilt, tf2sos
 
+from ecgvlm.signals.delineate_waves import (
+    _INDEP,
+    L,
+    _ms,
+    atrial_activity,
+    flutter,
+    p_wave,
+    q_wave,
+    qrs_bounds,
+    t_end,
+)
 from ecgvlm.signals.record import LEADS, ECGRecord
 
-L = {name: i for i, name in enumerate(LEADS)}
-_INDEP = [L[n] for n in ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")]
 _LIMB = [L[n] for n in ("I", "II", "III", "aVR", "aVL", "aVF")]
-# Fractions of the wave's peak (spatial velocity for QRS, spatial magnitude for P and T) that mark
-# its onset/offset.
-QRS_THRESHOLD = 0.08
-P_THRESHOLD = 0.08
-T_THRESHOLD = 0.06
 
 
 def _filters(fs: float) -> list[np.ndarray]:
@@ -47,10 +52,6 @@ def _clean(x: np.ndarray, fs: float) -> np.ndarray:
     for sos in _filters(fs):
         x = sosfiltfilt(sos, x, axis=-1)
     return x
-
-
-def _ms(v: float, fs: float) -> int:
-    return int(round(v * fs / 1000.0))
 
 
 def _envelope(x: np.ndarray, fs: float, lo: float, hi: float) -> np.ndarray:
@@ -128,126 +129,9 @@ def _median_beat(x: np.ndarray, r: np.ndarray, pre: int, post: int) -> tuple[np.
     return np.median(segs, axis=0), ok
 
 
-def _qrs_bounds(m: np.ndarray, f0: int, fs: float) -> tuple[int, int]:
-    """QRS onset/offset on a median beat from the spatial velocity of all 12 leads."""
-    v = np.sqrt((np.gradient(m, axis=1) ** 2).sum(axis=0))
-    v = np.convolve(v, np.ones(3) / 3, mode="same")
-    lo, hi = f0 - _ms(120, fs), f0 + _ms(120, fs)
-    peak = lo + int(np.argmax(v[lo:hi]))
-    floor = np.percentile(v, 10)
-    thr = floor + QRS_THRESHOLD * (v[peak] - floor)
-    on = peak
-    while on > lo and v[on - 1] > thr:
-        on -= 1
-    off = peak
-    while off < hi and v[off + 1] > thr:
-        off += 1
-    # a notch (bundle branch block) or a delta-wave plateau dips the velocity: continue across a
-    # short dip when a substantial part of the QRS lies beyond it (a P wave is never substantial)
-    gap, big = _ms(40, fs), max(thr, 0.25 * v[peak])
-    for _ in range(3):
-        ahead = v[off + 1 : off + 1 + gap]
-        if not (ahead > big).any():
-            break
-        off = off + 1 + int(np.flatnonzero(ahead > thr)[-1])
-        while off < hi and v[off + 1] > thr:
-            off += 1
-    gap, big = _ms(25, fs), max(thr, 0.15 * v[peak])
-    for _ in range(3):
-        behind = v[max(lo, on - gap) : on]
-        if not (behind > big).any():
-            break
-        on = max(lo, on - gap) + int(np.flatnonzero(behind > thr)[0])
-        while on > lo and v[on - 1] > thr:
-            on -= 1
-    return on, off
-
-
-def _p_wave(m: np.ndarray, on: int, fs: float) -> tuple[int, int, float] | None:
-    """(P onset, P offset, amplitude) before QRS onset ``on`` in a median beat, or None."""
-    lo = max(0, on - _ms(360, fs))
-    seg = m[[L["II"], L["V1"], L["I"], L["aVF"]], lo : on - _ms(20, fs)]
-    if seg.shape[1] < _ms(80, fs):
-        return None
-    seg = seg - m[[L["II"], L["V1"], L["I"], L["aVF"]], on - _ms(20, fs)][:, None]
-    mag = np.sqrt((seg**2).sum(axis=0))
-    peaks, props = find_peaks(mag, prominence=0.05, width=_ms(20, fs))
-    if peaks.size == 0:
-        return None
-    widths = peak_widths(mag, peaks, rel_height=0.5)[0] * 1000.0 / fs
-    good = [i for i in range(peaks.size) if widths[i] <= 140 and mag[peaks[i]] >= 0.06]
-    if not good:
-        return None
-    pk = peaks[good[-1]]
-    thr = P_THRESHOLD * mag[pk]
-    start = pk
-    while start > 0 and mag[start - 1] > thr:
-        start -= 1
-    if start == 0:
-        return None  # cut by the window: the tail of a previous T wave, not a P wave
-    end = pk
-    while end < mag.size - 1 and mag[end + 1] > thr:
-        end += 1
-    return lo + start, lo + end, float(mag[pk])
-
-
-def _t_end(m: np.ndarray, off: int, limit: int, fs: float) -> tuple[int, int]:
-    """(T peak, T end) from the spatial magnitude after the QRS; end where it falls to 12 % of peak."""
-    lo = off + _ms(60, fs)
-    if limit - lo < _ms(80, fs):
-        limit = min(m.shape[1] - 1, lo + _ms(150, fs))
-    mag = np.sqrt((m[_INDEP, :] ** 2).sum(axis=0))
-    pk = lo + int(np.argmax(mag[lo:limit]))
-    floor = float(np.percentile(mag, 20))  # residual noise / unlocked P waves in the median beat
-    height = mag[pk] - floor
-    thr = floor + T_THRESHOLD * height
-    end = pk
-    while end < limit and mag[end + 1] > thr:
-        if mag[end] < floor + 0.3 * height and mag[end + 1] > mag[end]:
-            break  # a trough: the next wave (a P wave) begins here
-        end += 1
-    return pk, end
-
-
-def _q_wave(x: np.ndarray, on: int, off: int, fs: float) -> tuple[float, float]:
-    """(width ms, depth mV) of an initial negative deflection (Q or QS) in one lead."""
-    seg = x[on : off + 1] - x[on]
-    moved = np.flatnonzero(np.abs(seg) > 0.03)
-    if moved.size == 0 or seg[moved[0]] > 0:
-        return 0.0, 0.0
-    back = np.flatnonzero(seg[moved[0] :] >= 0.0)
-    end = moved[0] + (back[0] if back.size else seg.size - 1 - moved[0])
-    return end * 1000.0 / fs, float(-seg[: end + 1].min())
-
-
-def _atrial_waves(xc: np.ndarray, r: np.ndarray, on_rel: int, t_end_rel: int, fs: float) -> np.ndarray:
-    """P-wave peaks anywhere outside the QRS-T windows (sample indices)."""
-    sos = butter(2, [1.0, 20.0], btype="band", fs=fs, output="sos")
-    a = sosfiltfilt(sos, xc[[L["II"], L["V1"], L["aVF"]]], axis=-1)
-    mag = np.sqrt((a**2).sum(axis=0))
-    mask = np.ones(mag.size, dtype=bool)
-    for k in r:
-        mask[max(0, k + on_rel - _ms(30, fs)) : max(0, k + t_end_rel + _ms(50, fs))] = False
-    mag = np.where(mask, mag, 0.0)
-    peaks, props = find_peaks(mag, prominence=0.05, width=(_ms(15, fs), _ms(120, fs)), distance=_ms(200, fs))
-    return peaks
-
-
-def _masked_autocorr(x: np.ndarray, mask: np.ndarray, lags: np.ndarray) -> np.ndarray:
-    x = np.where(mask, x - x[mask].mean() if mask.any() else 0.0, 0.0)
-    m = mask.astype(float)
-    out = []
-    for lag in lags:
-        num = (x[:-lag] * x[lag:]).sum()
-        den = math.sqrt((x[:-lag] ** 2 * m[lag:]).sum() * (x[lag:] ** 2 * m[:-lag]).sum()) + 1e-12
-        out.append(num / den)
-    return np.array(out)
-
-
 def delineate(signal: np.ndarray, fs: float) -> dict:
     """Measured features of one 12-lead record (mV, ms, bpm, deg). Keys absent when not measurable."""
     x = _clean(np.asarray(signal, dtype=np.float64), fs)
-    n = x.shape[1]
     r = _align(x, detect_beats(x, fs), fs)
     out: dict = {"n_beats": int(r.size), "beats_s": (r / fs).tolist()}
     if r.size < 3:
@@ -256,8 +140,29 @@ def delineate(signal: np.ndarray, fs: float) -> dict:
     out["hr"] = 60.0 / float(rr.mean())
     out["rr_cv"] = float(rr.std() / rr.mean())
     out["rr_range"] = float(rr.max() - rr.min())
+    med_rr = float(np.median(rr))
+    dominant = _beat_classes(x, r, med_rr, fs, out)
+    mb = _median_complex(x, r, dominant, fs)
+    if mb is None:
+        return out
+    m, pre, on, off = mb.m, mb.pre, mb.on, mb.off
+    out["qrs"] = (off - on) * 1000.0 / fs
+    limit = min(m.shape[1] - 1, pre + int(0.8 * med_rr * fs) - _ms(40, fs))
+    tpk, tend = t_end(m, off, limit, fs)
+    out["qt"] = (tend - on) * 1000.0 / fs
+    out["qtc"] = out["qt"] / math.sqrt(float(rr.mean()))  # Bazett on the mean RR
+    out.update(_p_features(mb, fs))
+    out["p_present"] = "pr" in out
+    out.update(_amplitudes(m, on, off, tpk, fs))
+    out.update(atrial_activity(mb.xc, r, on - pre, tend - pre, fs))
+    out.update(flutter(mb.xc, r, on - pre, off - pre, fs))
+    return out
 
-    # beat classes: correlation of each QRS with the median QRS
+
+def _beat_classes(x: np.ndarray, r: np.ndarray, med_rr: float, fs: float, out: dict) -> np.ndarray:
+    """The dominant beats' fiducials, by correlation of each QRS with the median QRS; counts the
+    premature beats of each shape into ``out``."""
+    n = x.shape[1]
     w = _ms(70, fs)
     inner = r[(r - w >= 0) & (r + w < n)]
     segs = np.stack([x[_INDEP, k - w : k + w + 1].ravel() for k in inner])
@@ -266,99 +171,83 @@ def delineate(signal: np.ndarray, fs: float) -> dict:
     dominant = inner[corr >= 0.85]
     if dominant.size == 0:
         dominant = inner
-    med_rr = float(np.median(rr))
     rr_prev = {int(k): (k - r[i - 1]) / fs for i, k in enumerate(r) if i > 0}
     premature_same = [k for k, c in zip(inner, corr) if c >= 0.85 and rr_prev.get(int(k), 9) < 0.85 * med_rr]
     premature_diff = [k for k, c in zip(inner, corr) if c < 0.85 and rr_prev.get(int(k), 9) < 0.9 * med_rr]
     out["premature_narrow"] = len(premature_same)
     out["premature_wide"] = len(premature_diff)
+    return dominant
 
-    # two passes: rough baseline knots 110 ms before the fiducial, then at the measured PR segment
+
+class _MedianBeat(NamedTuple):
+    xc: np.ndarray  # the record less its PR-segment baseline
+    m: np.ndarray  # median dominant beat, zero just before QRS onset
+    used: np.ndarray  # fiducials of the beats in the median
+    pre: int  # samples in ``m`` before the fiducial
+    on: int  # QRS onset in ``m``
+    off: int  # QRS offset in ``m``
+
+
+def _median_complex(x: np.ndarray, r: np.ndarray, dominant: np.ndarray, fs: float) -> _MedianBeat | None:
+    """The median dominant beat and its QRS bounds, or None when no beat fits the window. Two
+    passes: rough baseline knots 110 ms before the fiducial, then at the measured PR segment."""
     pre, post = _ms(600, fs), _ms(700, fs)
     xc = x - _baseline(x, r - _ms(110, fs), fs)
     m, used = _median_beat(xc, dominant, pre, post)
-    on, off = _qrs_bounds(m, pre, fs)
+    on, off = qrs_bounds(m, pre, fs)
     knot_rel = on - pre - _ms(12, fs)
     xc = x - _baseline(x, r + knot_rel, fs)
     m, used = _median_beat(xc, dominant, pre, post)
     if used.size == 0:
-        return out
-    on, off = _qrs_bounds(m, pre, fs)
+        return None
+    on, off = qrs_bounds(m, pre, fs)
     base = m[:, on - _ms(12, fs)]
     m = m - base[:, None]
-    qrs = (off - on) * 1000.0 / fs
-    out["qrs"] = qrs
-    limit = min(m.shape[1] - 1, pre + int(0.8 * med_rr * fs) - _ms(40, fs))
-    tpk, tend = _t_end(m, off, limit, fs)
-    out["qt"] = (tend - on) * 1000.0 / fs
-    out["qtc"] = out["qt"] / math.sqrt(float(rr.mean()))  # Bazett on the mean RR
+    return _MedianBeat(xc, m, used, pre, on, off)
 
-    p = _p_wave(m, on, fs)
-    if p is not None:
-        # the P wave must be present in the individual beats, not only in their median
-        p_on, p_off, _ = p
-        ref = m[[L["II"], L["V1"]], p_on : p_off + 1].ravel()
-        agree = 0
-        for k in used:
-            s = (
-                xc[[L["II"], L["V1"]], k - pre + p_on : k - pre + p_off + 1]
-                - xc[[L["II"], L["V1"]], k - pre + on - _ms(12, fs)][:, None]
-            )
-            c = np.corrcoef(s.ravel(), ref)[0, 1]
-            agree += bool(c > 0.6)
-        if agree >= 0.7 * used.size:
-            out["pr"] = (on - p_on) * 1000.0 / fs
-            out["p_dur"] = (p_off - p_on) * 1000.0 / fs
-            out["p_v1_min"] = float(m[L["V1"], p_on : p_off + 1].min())
-    out["p_present"] = "pr" in out
 
+def _p_features(mb: _MedianBeat, fs: float) -> dict:
+    """PR, P duration and the P's lowest V1 value, when a P wave is found in the median beat and
+    present in the individual beats, not only in their median."""
+    m, xc, pre, on = mb.m, mb.xc, mb.pre, mb.on
+    p = p_wave(m, on, fs)
+    if p is None:
+        return {}
+    p_on, p_off, _ = p
+    ref = m[[L["II"], L["V1"]], p_on : p_off + 1].ravel()
+    agree = 0
+    for k in mb.used:
+        s = (
+            xc[[L["II"], L["V1"]], k - pre + p_on : k - pre + p_off + 1]
+            - xc[[L["II"], L["V1"]], k - pre + on - _ms(12, fs)][:, None]
+        )
+        c = np.corrcoef(s.ravel(), ref)[0, 1]
+        agree += bool(c > 0.6)
+    if agree < 0.7 * mb.used.size:
+        return {}
+    return {
+        "pr": (on - p_on) * 1000.0 / fs,
+        "p_dur": (p_off - p_on) * 1000.0 / fs,
+        "p_v1_min": float(m[L["V1"], p_on : p_off + 1].min()),
+    }
+
+
+def _amplitudes(m: np.ndarray, on: int, off: int, tpk: int, fs: float) -> dict:
+    """Per-lead ST (J+60 ms), T, R, S and Q, and the voltage and axis measures built on them."""
+    out: dict = {}
     j60 = min(off + _ms(60, fs), m.shape[1] - 1)
     out["st"] = {LEADS[i]: float(m[i, j60]) for i in range(12)}
     out["t_amp"] = {LEADS[i]: float(m[i, tpk]) for i in range(12)}
     q = m[:, on : off + 1]
     out["r_amp"] = {LEADS[i]: float(q[i].max()) for i in range(12)}
     out["s_amp"] = {LEADS[i]: float(-q[i].min()) for i in range(12)}
-    out["q"] = {LEADS[i]: _q_wave(m[i], on, off, fs) for i in range(12)}
+    out["q"] = {LEADS[i]: q_wave(m[i], on, off, fs) for i in range(12)}
     out["sokolow"] = out["s_amp"]["V1"] + max(out["r_amp"]["V5"], out["r_amp"]["V6"])
     out["limb_p2p_max"] = float(np.ptp(q[_LIMB], axis=1).max())
     out["axis"] = math.degrees(math.atan2(q[L["aVF"]].sum(), q[L["I"]].sum()))
     v1 = q[L["V1"]]
     kmin = int(np.argmin(v1))
     out["v1_terminal_r"] = float(v1[kmin:].max() - v1[kmin])
-
-    # atrial activity anywhere in the record
-    pw = _atrial_waves(xc, r, on - pre, tend - pre, fs)
-    onsets = r + (on - pre)
-    nonconducted = 0
-    intervals = []
-    window = _ms(450, fs)
-    for pk in pw:
-        nxt = onsets[onsets > pk]
-        if nxt.size and nxt[0] - pk <= window:
-            continue  # conducted
-        if nxt.size or n - pk > window:  # a P near the record's end may conduct after it
-            nonconducted += 1
-    for o in onsets:
-        prev = pw[(pw < o - _ms(40, fs)) & (pw > o - _ms(1000, fs))]
-        if prev.size:
-            intervals.append((o - prev[-1]) * 1000.0 / fs)
-    out["atrial_p"] = int(pw.size)
-    out["nonconducted_p"] = nonconducted
-    out["p_qrs_range"] = float(np.ptp(intervals)) if len(intervals) >= 2 else 0.0
-
-    # flutter: periodic atrial waves at 200-375/min in the inferior leads outside the QRS. The
-    # 10-30 Hz band keeps the sawtooth's harmonics and drops most of the smooth T wave.
-    sos = butter(2, [10.0, min(30.0, 0.45 * fs)], btype="band", fs=fs, output="sos")
-    inf = sosfiltfilt(sos, xc[L["II"]] + xc[L["aVF"]])
-    mask = np.ones(n, dtype=bool)
-    a0 = min(-_ms(90, fs), on - pre - _ms(30, fs))
-    a1 = max(_ms(90, fs), off - pre + _ms(40, fs))
-    for k in r:
-        mask[max(0, k + a0) : max(0, k + a1)] = False
-    lags = np.arange(_ms(160, fs), _ms(300, fs), max(1, _ms(4, fs)))
-    ac = _masked_autocorr(inf, mask, lags)
-    out["flutter_ac"] = float(ac.max())
-    out["flutter_period"] = float(lags[int(np.argmax(ac))] * 1000.0 / fs)
     return out
 
 

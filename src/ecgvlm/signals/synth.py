@@ -60,122 +60,197 @@ class _Beats:
             self.buf[:, lo:hi] += scale * d[:, lo - start : hi - start]
 
 
+Times = list[tuple[float, str]]  # (onset s from the record start, beat kind)
+
+
 def _schedule(codes: set[str], rng: np.random.Generator, hr: float, duration: float, pd: float) -> dict:
     """Times (s, relative to record start) of P onsets and QRS onsets, plus their kinds."""
     rr0 = 60.0 / hr
     t0, t1 = -_PAD_BEFORE + 0.3, duration + _PAD_AFTER
-    resp_f, resp_ph = rng.uniform(0.15, 0.33), rng.uniform(0, 2 * math.pi)
-    p_times: list[tuple[float, str]] = []
-    v_times: list[tuple[float, str]] = []
+    resp = (rng.uniform(0.15, 0.33), rng.uniform(0, 2 * math.pi))
+    info: dict = {"resp": resp}
+    p_times: Times = []
     prs: list[float] = []
-    info: dict = {"resp": (resp_f, resp_ph)}
-
     if "AFIB" in codes:
-        cv = rng.uniform(0.16, 0.3)
-        t = t0 + rng.uniform(0, rr0)
-        while t < t1:
-            v_times.append((t, "N"))
-            t += max(0.34, rr0 * rng.lognormal(-0.5 * cv * cv, cv))
-        if "PVC" in codes:  # premature ventricular beats, each followed by a pause
-            for _ in range(int(rng.integers(1, 3))):
-                inside = [i for i, (s, _) in enumerate(v_times) if 1.2 < s < duration - 1.6 and i > 0]
-                i = int(rng.choice(inside))
-                early = v_times[i - 1][0] + rr0 * rng.uniform(0.5, 0.6)
-                shift = early + rr0 * rng.uniform(1.1, 1.4) - v_times[i][0]
-                v_times = v_times[:i] + [(early, "V")] + [(s + shift, k) for s, k in v_times[i + 1 :]]
+        v_times = _afib_times(codes, rng, rr0, t0, t1, duration)
     elif "AFLT" in codes:
-        period = 60.0 / rng.uniform(250, 330)
-        mode = rng.choice(["3", "4", "34"])
-        phase = rng.uniform(0, period)
-        delay = rng.uniform(0.16, 0.24)
-        info["flutter"] = (period, phase)
-        k = 0
-        while True:
-            t = phase + t0 + k * period + delay
-            if t >= t1:
-                break
-            v_times.append((t, "N"))
-            k += int(mode) if mode != "34" else int(rng.choice([3, 4]))
+        v_times = _flutter_times(rng, t0, t1, info)
     elif "3AVB" in codes:
-        # a wide ventricular escape only when no other statement shapes the QRS-T
-        wide = rng.random() < 0.5 and codes <= {"SR", "3AVB"}
-        escape_hr = info.setdefault("escape_hr", rng.uniform(30, 40) if wide else rng.uniform(40, 55))
-        # atria clearly faster than the escape and not at a whole multiple of it, so the P-QRS
-        # intervals visibly march through within 10 s
-        for _ in range(50):
-            pp = 60.0 / rng.uniform(max(60.0, 1.35 * escape_hr), 95.0)
-            if 0.2 <= (60.0 / escape_hr / pp) % 1.0 <= 0.8:
-                break
-        t = t0 + rng.uniform(0, pp)
-        while t < t1:
-            p_times.append((t, "S"))
-            t += pp * (1 + rng.normal(0, 0.01))
-        rr_v = 60.0 / escape_hr
-        t = t0 + rng.uniform(0, rr_v)
-        while t < t1:
-            v_times.append((t, "E"))
-            t += rr_v * (1 + rng.normal(0, 0.01))
+        p_times, v_times = _dissociated_times(codes, rng, t0, t1, info)
     else:
-        mod = rng.uniform(0.10, 0.18) if "SARRH" in codes else rng.uniform(0.0, 0.025)
-        if "2AVB" in codes:
-            rr0 = 60.0 / rng.uniform(62, 80)  # atrial rate; PP must leave room for a visible dropped P
-        if "1AVB" in codes:
-            pr = rng.uniform(225, 300)
-        elif "WPW" in codes:
-            pr = rng.uniform(92, 112)
-        else:
-            pr = rng.uniform(130, 190) if "NORM" in codes else rng.uniform(125, 198)
-            if "STACH" in codes:
-                pr = rng.uniform(120, 150)  # PR shortens with rate; keeps the P clear of the T
-        if "WPW" not in codes:
-            pr = max(pr, pd + rng.uniform(30, 50))  # keep an isoelectric PR segment
-        t = t0 + rng.uniform(0, rr0)
-        sinus: list[float] = []
-        while t < t1:
-            sinus.append(t)
-            t += rr0 * (1 + mod * math.sin(2 * math.pi * resp_f * t + resp_ph) + rng.normal(0, 0.008))
-        visible = [i for i, s in enumerate(sinus) if 1.2 < s < duration - 1.6]
-        ectopic: dict[int, str] = {}
-        for code, kind in (("PAC", "A"), ("PVC", "V")):
-            if code in codes and len(visible) >= 4:
-                k = int(rng.integers(1, 3))
-                picks = rng.choice(visible[::2], size=min(k, len(visible[::2])), replace=False)
-                ectopic.update({int(i): kind for i in picks})
-        shift = 0.0
-        mobitz = None
-        if "2AVB" in codes:
-            mobitz = (str(rng.choice(["I", "II"])), int(rng.choice([3, 4, 5])) if rng.random() < 0.5 else 2)
-            if mobitz[0] == "I" and mobitz[1] == 2:
-                mobitz = ("I", 3)
-            info["mobitz"] = mobitz
-        cycle_pos = int(rng.integers(0, 5))
-        for i, s in enumerate(sinus):
-            s = s + shift
-            kind = ectopic.get(i)
-            if kind == "A":
-                early = sinus[i - 1] + shift + rr0 * rng.uniform(0.6, 0.7)
-                shift += early - s  # sinus node resets: no compensatory pause
-                p_times.append((early, "A"))
-                v_times.append((early + pr / 1000.0, "N"))
-                continue
-            if kind == "V":
-                prev_qrs = sinus[i - 1] + shift + pr / 1000.0
-                v_times.append((prev_qrs + rr0 * rng.uniform(0.55, 0.68), "V"))
-                continue  # the sinus beat is hidden/blocked: full compensatory pause
-            p_times.append((s, "S"))
-            if mobitz is None:
-                prs.append(pr)
-                v_times.append((s + pr / 1000.0, "N"))
-                continue
-            n_cycle = mobitz[1]
-            pos = (i + cycle_pos) % n_cycle
-            if pos == n_cycle - 1:
-                continue  # dropped beat
-            this_pr = pr if mobitz[0] == "II" else min(pr, 190) + (0.0, 90.0, 135.0, 160.0)[pos]
-            prs.append(this_pr)
-            v_times.append((s + this_pr / 1000.0, "N"))
+        p_times, v_times, prs = _sinus_times(codes, rng, rr0, (t0, t1), duration, pd, info)
     info.update(p_times=p_times, v_times=v_times, prs=prs)
     return info
+
+
+def _afib_times(
+    codes: set[str], rng: np.random.Generator, rr0: float, t0: float, t1: float, duration: float
+) -> Times:
+    """Irregularly irregular QRS onsets (lognormal RR), with any PVCs; no P waves."""
+    v_times: Times = []
+    cv = rng.uniform(0.16, 0.3)
+    t = t0 + rng.uniform(0, rr0)
+    while t < t1:
+        v_times.append((t, "N"))
+        t += max(0.34, rr0 * rng.lognormal(-0.5 * cv * cv, cv))
+    if "PVC" in codes:  # premature ventricular beats, each followed by a pause
+        for _ in range(int(rng.integers(1, 3))):
+            inside = [i for i, (s, _) in enumerate(v_times) if 1.2 < s < duration - 1.6 and i > 0]
+            i = int(rng.choice(inside))
+            early = v_times[i - 1][0] + rr0 * rng.uniform(0.5, 0.6)
+            shift = early + rr0 * rng.uniform(1.1, 1.4) - v_times[i][0]
+            v_times = v_times[:i] + [(early, "V")] + [(s + shift, k) for s, k in v_times[i + 1 :]]
+    return v_times
+
+
+def _flutter_times(rng: np.random.Generator, t0: float, t1: float, info: dict) -> Times:
+    """QRS onsets conducted from a flutter circuit at 3:1, 4:1 or variable block; the circuit's
+    (period, phase) goes to ``info["flutter"]`` for the sawtooth."""
+    v_times: Times = []
+    period = 60.0 / rng.uniform(250, 330)
+    mode = rng.choice(["3", "4", "34"])
+    phase = rng.uniform(0, period)
+    delay = rng.uniform(0.16, 0.24)
+    info["flutter"] = (period, phase)
+    k = 0
+    while True:
+        t = phase + t0 + k * period + delay
+        if t >= t1:
+            break
+        v_times.append((t, "N"))
+        k += int(mode) if mode != "34" else int(rng.choice([3, 4]))
+    return v_times
+
+
+def _dissociated_times(
+    codes: set[str], rng: np.random.Generator, t0: float, t1: float, info: dict
+) -> tuple[Times, Times]:
+    """Complete AV block: sinus P waves and a slower escape rhythm, independent of each other."""
+    p_times: Times = []
+    v_times: Times = []
+    # a wide ventricular escape only when no other statement shapes the QRS-T
+    wide = rng.random() < 0.5 and codes <= {"SR", "3AVB"}
+    escape_hr = info.setdefault("escape_hr", rng.uniform(30, 40) if wide else rng.uniform(40, 55))
+    # atria clearly faster than the escape and not at a whole multiple of it, so the P-QRS
+    # intervals visibly march through within 10 s
+    for _ in range(50):
+        pp = 60.0 / rng.uniform(max(60.0, 1.35 * escape_hr), 95.0)
+        if 0.2 <= (60.0 / escape_hr / pp) % 1.0 <= 0.8:
+            break
+    t = t0 + rng.uniform(0, pp)
+    while t < t1:
+        p_times.append((t, "S"))
+        t += pp * (1 + rng.normal(0, 0.01))
+    rr_v = 60.0 / escape_hr
+    t = t0 + rng.uniform(0, rr_v)
+    while t < t1:
+        v_times.append((t, "E"))
+        t += rr_v * (1 + rng.normal(0, 0.01))
+    return p_times, v_times
+
+
+def _sinus_times(
+    codes: set[str],
+    rng: np.random.Generator,
+    rr0: float,
+    span: tuple[float, float],
+    duration: float,
+    pd: float,
+    info: dict,
+) -> tuple[Times, Times, list[float]]:
+    """Sinus P onsets (with respiratory arrhythmia), their conducted QRS onsets and the PR of each;
+    premature beats and second-degree block (``info["mobitz"]``) break the pattern."""
+    t0, t1 = span
+    resp_f, resp_ph = info["resp"]
+    mod = rng.uniform(0.10, 0.18) if "SARRH" in codes else rng.uniform(0.0, 0.025)
+    if "2AVB" in codes:
+        rr0 = 60.0 / rng.uniform(62, 80)  # atrial rate; PP must leave room for a visible dropped P
+    pr = _sinus_pr(codes, rng, pd)
+    t = t0 + rng.uniform(0, rr0)
+    sinus: list[float] = []
+    while t < t1:
+        sinus.append(t)
+        t += rr0 * (1 + mod * math.sin(2 * math.pi * resp_f * t + resp_ph) + rng.normal(0, 0.008))
+    ectopic = _ectopic_beats(codes, rng, sinus, duration)
+    mobitz = None
+    if "2AVB" in codes:
+        mobitz = (str(rng.choice(["I", "II"])), int(rng.choice([3, 4, 5])) if rng.random() < 0.5 else 2)
+        if mobitz[0] == "I" and mobitz[1] == 2:
+            mobitz = ("I", 3)
+        info["mobitz"] = mobitz
+    cycle_pos = int(rng.integers(0, 5))
+    return _conduct(rng, sinus, ectopic, mobitz, cycle_pos, pr, rr0)
+
+
+def _sinus_pr(codes: set[str], rng: np.random.Generator, pd: float) -> float:
+    """PR interval (ms) of conducted sinus beats, for a P wave lasting ``pd`` ms."""
+    if "1AVB" in codes:
+        pr = rng.uniform(225, 300)
+    elif "WPW" in codes:
+        pr = rng.uniform(92, 112)
+    else:
+        pr = rng.uniform(130, 190) if "NORM" in codes else rng.uniform(125, 198)
+        if "STACH" in codes:
+            pr = rng.uniform(120, 150)  # PR shortens with rate; keeps the P clear of the T
+    if "WPW" not in codes:
+        pr = max(pr, pd + rng.uniform(30, 50))  # keep an isoelectric PR segment
+    return pr
+
+
+def _ectopic_beats(
+    codes: set[str], rng: np.random.Generator, sinus: list[float], duration: float
+) -> dict[int, str]:
+    """Sinus beat index -> "A" (PAC) or "V" (PVC) for the premature beats, well inside the record."""
+    visible = [i for i, s in enumerate(sinus) if 1.2 < s < duration - 1.6]
+    ectopic: dict[int, str] = {}
+    for code, kind in (("PAC", "A"), ("PVC", "V")):
+        if code in codes and len(visible) >= 4:
+            k = int(rng.integers(1, 3))
+            picks = rng.choice(visible[::2], size=min(k, len(visible[::2])), replace=False)
+            ectopic.update({int(i): kind for i in picks})
+    return ectopic
+
+
+def _conduct(
+    rng: np.random.Generator,
+    sinus: list[float],
+    ectopic: dict[int, str],
+    mobitz: tuple[str, int] | None,
+    cycle_pos: int,
+    pr: float,
+    rr0: float,
+) -> tuple[Times, Times, list[float]]:
+    """Walk the sinus beats: premature beats replace theirs, Mobitz cycles lengthen PR or drop a QRS."""
+    p_times: Times = []
+    v_times: Times = []
+    prs: list[float] = []
+    shift = 0.0
+    for i, s in enumerate(sinus):
+        s = s + shift
+        kind = ectopic.get(i)
+        if kind == "A":
+            early = sinus[i - 1] + shift + rr0 * rng.uniform(0.6, 0.7)
+            shift += early - s  # sinus node resets: no compensatory pause
+            p_times.append((early, "A"))
+            v_times.append((early + pr / 1000.0, "N"))
+            continue
+        if kind == "V":
+            prev_qrs = sinus[i - 1] + shift + pr / 1000.0
+            v_times.append((prev_qrs + rr0 * rng.uniform(0.55, 0.68), "V"))
+            continue  # the sinus beat is hidden/blocked: full compensatory pause
+        p_times.append((s, "S"))
+        if mobitz is None:
+            prs.append(pr)
+            v_times.append((s + pr / 1000.0, "N"))
+            continue
+        n_cycle = mobitz[1]
+        pos = (i + cycle_pos) % n_cycle
+        if pos == n_cycle - 1:
+            continue  # dropped beat
+        this_pr = pr if mobitz[0] == "II" else min(pr, 190) + (0.0, 90.0, 135.0, 160.0)[pos]
+        prs.append(this_pr)
+        v_times.append((s + this_pr / 1000.0, "N"))
+    return p_times, v_times, prs
 
 
 def _atrial_wave(kind: str, info: dict, rng: np.random.Generator, n: int, fs: float) -> np.ndarray:

@@ -57,6 +57,17 @@ def _qtc(codes: set[str], rng: np.random.Generator) -> float:
     return rng.uniform(385, 430)
 
 
+@dataclass
+class _Draft:
+    """The dominant beat while each statement in turn reshapes it."""
+
+    lobes: list[Lobe]
+    qd: float  # QRS duration, ms
+    t_vec: np.ndarray  # T-wave vector before the repolarisation statements
+    st_vec: np.ndarray | None  # ST-segment shift vector, if any
+    a_t: float  # T-wave size
+
+
 def _build(
     codes: set[str], rng: np.random.Generator, rr: float, amp: float
 ) -> tuple[list[Lobe], float, float]:
@@ -64,9 +75,25 @@ def _build(
     qt = _qtc(codes, rng) * math.sqrt(rr)
     a_t = rng.uniform(1.0, 1.6)
     t_vec = a_t * (_v(0.25, 0.2, 0.2) + rng.normal(0, 0.03, 3))
-    mi = codes & set(_MI_LEADS)
-    st_vec = None
+    mi = bool(codes & set(_MI_LEADS))
+    d = _conduction(codes, rng, amp, mi, a_t, t_vec)
+    if mi:
+        _old_infarct(d, codes, rng, amp)
+    if "CRBBB" in codes or "IRBBB" in codes:
+        _right_bundle_block(d, "CRBBB" in codes, rng, amp)
+    _hypertrophy(d, codes, rng, amp)
+    t = _repolarisation(d, codes, rng, qt)
+    d.lobes.append(t)
+    if d.st_vec is not None:
+        d.lobes.append(st_lobe(d.qd, t, d.st_vec))
+    return d.lobes, d.qd, qt
 
+
+def _conduction(
+    codes: set[str], rng: np.random.Generator, amp: float, mi: bool, a_t: float, t_vec: np.ndarray
+) -> _Draft:
+    """The QRS as conducted (left bundle branch block, pre-excitation or normal), turned to its axis."""
+    st_vec = None
     if "CLBBB" in codes:
         qd = rng.uniform(134, 168)
         lobes = lbbb_qrs(qd, amp * 1.2, rng)
@@ -91,7 +118,7 @@ def _build(
         lobes = normal_qrs(base, amp, rng)
         qd = base
         if "LAFB" in codes:
-            rotation = None  # set below from the template axis
+            rotation = None  # set later from the template axis
         elif "RVH" in codes:
             rotation = rng.uniform(-5, 25)
         else:
@@ -101,78 +128,86 @@ def _build(
         for lb in lobes:
             lb.vec = r @ lb.vec
         t_vec = r @ t_vec
+    return _Draft(lobes, qd, t_vec, st_vec, a_t)
 
-    # Old infarcts: an initial vector pointing away from the dead territory, and lost R forces
-    # toward it; the rest of the QRS is delayed so the Q wave is wide.
-    if mi:
-        shift = 16.0
-        for lb in lobes[1:]:
-            lb.c += shift
-        qd += shift
-        if codes & {"IMI", "ILMI"}:
-            if "ILMI" in codes:
-                q_vec = amp * _v(-rng.uniform(0.3, 0.42), -rng.uniform(0.3, 0.45), 0.05)
-                lobes[1].vec = lobes[1].vec * _v(0.4, 0.3, 1.0)
-                lobes[2].vec = lobes[2].vec * _v(0.6, 0.4, 1.0)
-            else:
-                q_vec = amp * _v(rng.uniform(-0.1, 0.05), -rng.uniform(0.36, 0.5), 0.05)
-                lobes[1].vec = lobes[1].vec * _v(1.0, 0.3, 1.0)
-                lobes[2].vec = lobes[2].vec * _v(1.0, 0.45, 1.0)
-            if rng.random() < 0.5:
-                t_vec = t_vec * _v(1.0, -0.6, 1.0)
-            if "ASMI" in codes or "AMI" in codes:
-                q_vec = q_vec + amp * _v(0.0, 0.0, -0.4)
-                lobes[1].vec[2] = -0.05 * amp
-        elif "ASMI" in codes:
-            q_vec = amp * _v(rng.uniform(0.0, 0.1), 0.0, -rng.uniform(0.38, 0.5))
+
+def _old_infarct(d: _Draft, codes: set[str], rng: np.random.Generator, amp: float) -> None:
+    """Old infarcts: an initial vector pointing away from the dead territory, and lost R forces
+    toward it; the rest of the QRS is delayed so the Q wave is wide."""
+    lobes = d.lobes
+    shift = 16.0
+    for lb in lobes[1:]:
+        lb.c += shift
+    d.qd += shift
+    if codes & {"IMI", "ILMI"}:
+        if "ILMI" in codes:
+            q_vec = amp * _v(-rng.uniform(0.3, 0.42), -rng.uniform(0.3, 0.45), 0.05)
+            lobes[1].vec = lobes[1].vec * _v(0.4, 0.3, 1.0)
+            lobes[2].vec = lobes[2].vec * _v(0.6, 0.4, 1.0)
+        else:
+            q_vec = amp * _v(rng.uniform(-0.1, 0.05), -rng.uniform(0.36, 0.5), 0.05)
+            lobes[1].vec = lobes[1].vec * _v(1.0, 0.3, 1.0)
+            lobes[2].vec = lobes[2].vec * _v(1.0, 0.45, 1.0)
+        if rng.random() < 0.5:
+            d.t_vec = d.t_vec * _v(1.0, -0.6, 1.0)
+        if "ASMI" in codes or "AMI" in codes:
+            q_vec = q_vec + amp * _v(0.0, 0.0, -0.4)
             lobes[1].vec[2] = -0.05 * amp
-        else:  # AMI
-            q_vec = amp * _v(-rng.uniform(0.25, 0.35), 0.0, -rng.uniform(0.32, 0.42))
-            lobes[1].vec = lobes[1].vec * _v(0.6, 1.0, 0.2)
-        lobes[0] = Lobe(22.0, 8.8, 8.8, q_vec)
+    elif "ASMI" in codes:
+        q_vec = amp * _v(rng.uniform(0.0, 0.1), 0.0, -rng.uniform(0.38, 0.5))
+        lobes[1].vec[2] = -0.05 * amp
+    else:  # AMI
+        q_vec = amp * _v(-rng.uniform(0.25, 0.35), 0.0, -rng.uniform(0.32, 0.42))
+        lobes[1].vec = lobes[1].vec * _v(0.6, 1.0, 0.2)
+    lobes[0] = Lobe(22.0, 8.8, 8.8, q_vec)
 
-    if "CRBBB" in codes or "IRBBB" in codes:
-        full = "CRBBB" in codes
-        qd_total = rng.uniform(128, 150) if full else rng.uniform(105, 113)
-        s_t = rng.uniform(14, 18) if full else rng.uniform(10, 12.5)
-        size = rng.uniform(0.9, 1.2) if full else rng.uniform(0.75, 1.0)
-        lobes[-1].vec = lobes[-1].vec * 0.5
-        shape = _v(-0.45, 0.05, 0.6) if full else _v(-0.35, 0.03, 0.45)
-        lobes.append(Lobe(qd_total - 2.5 * s_t, s_t, s_t, amp * size * shape))
-        qd = max(qd, qd_total)
-        if full:
-            t_vec = a_t * _v(0.3, 0.2, -0.12)
 
+def _right_bundle_block(d: _Draft, full: bool, rng: np.random.Generator, amp: float) -> None:
+    """A late rightward-anterior lobe (the R' in V1), complete (CRBBB) or incomplete (IRBBB)."""
+    qd_total = rng.uniform(128, 150) if full else rng.uniform(105, 113)
+    s_t = rng.uniform(14, 18) if full else rng.uniform(10, 12.5)
+    size = rng.uniform(0.9, 1.2) if full else rng.uniform(0.75, 1.0)
+    d.lobes[-1].vec = d.lobes[-1].vec * 0.5
+    shape = _v(-0.45, 0.05, 0.6) if full else _v(-0.35, 0.03, 0.45)
+    d.lobes.append(Lobe(qd_total - 2.5 * s_t, s_t, s_t, amp * size * shape))
+    d.qd = max(d.qd, qd_total)
+    if full:
+        d.t_vec = d.a_t * _v(0.3, 0.2, -0.12)
+
+
+def _hypertrophy(d: _Draft, codes: set[str], rng: np.random.Generator, amp: float) -> None:
+    """RVH: a large rightward-anterior lobe; LVH: larger left forces, sometimes with strain."""
+    lobes, qd = d.lobes, d.qd
     if "RVH" in codes:
         lobes[2].vec = lobes[2].vec * 0.5
         lobes.append(Lobe(0.5 * qd, 0.13 * qd, 0.13 * qd, amp * rng.uniform(1.0, 1.4) * _v(-0.8, 0.45, 0.75)))
-        t_vec = a_t * _v(0.2, 0.25, -0.1)
-
+        d.t_vec = d.a_t * _v(0.2, 0.25, -0.1)
     if "LVH" in codes:
         lobes[2].vec = lobes[2].vec * rng.uniform(1.6, 2.2)
         if not codes & {"INJAS", "INJIN", "ISC_", "ISCAL", "NST_"} and rng.random() < 0.4:
-            t_vec = a_t * _v(-0.2, 0.05, -0.1)
-            st_vec = -0.07 * _unit(_v(0.8, 0.2, -0.2))
+            d.t_vec = d.a_t * _v(-0.2, 0.05, -0.1)
+            d.st_vec = -0.07 * _unit(_v(0.8, 0.2, -0.2))
 
-    t = t_wave(qt, t_vec, rng)
+
+def _repolarisation(d: _Draft, codes: set[str], rng: np.random.Generator, qt: float) -> Lobe:
+    """The T wave; injury and ischaemia statements set the ST shift (``d.st_vec``) and reshape T."""
+    t = t_wave(qt, d.t_vec, rng)
+    a_t = d.a_t
     if "INJAS" in codes:
-        st_vec = _v(rng.uniform(0.0, 0.05), 0.0, rng.uniform(0.2, 0.4))
+        d.st_vec = _v(rng.uniform(0.0, 0.05), 0.0, rng.uniform(0.2, 0.4))
         t.vec = t.vec + _v(0.0, 0.0, rng.uniform(0.15, 0.35))
     elif "INJIN" in codes:
-        st_vec = _v(-rng.uniform(0.03, 0.1), rng.uniform(0.2, 0.38), 0.0)
+        d.st_vec = _v(-rng.uniform(0.03, 0.1), rng.uniform(0.2, 0.38), 0.0)
     elif "ISC_" in codes:
-        st_vec = -rng.uniform(0.15, 0.26) * _unit(_v(0.55, 0.55, 0.35))
+        d.st_vec = -rng.uniform(0.15, 0.26) * _unit(_v(0.55, 0.55, 0.35))
         t.vec = t.vec * rng.uniform(-0.5, 0.3)
     elif "ISCAL" in codes:
         t.vec = a_t * _v(-rng.uniform(0.2, 0.3), rng.uniform(0.0, 0.12), -rng.uniform(0.2, 0.3))
-        st_vec = -0.04 * _unit(_v(1.0, 0.0, 1.0))
+        d.st_vec = -0.04 * _unit(_v(1.0, 0.0, 1.0))
     elif "NST_" in codes:
-        st_vec = -rng.uniform(0.06, 0.09) * _unit(_v(0.55, 0.5, 0.35))
+        d.st_vec = -rng.uniform(0.06, 0.09) * _unit(_v(0.55, 0.5, 0.35))
         t.vec = t.vec * rng.uniform(0.35, 0.6)
-    lobes.append(t)
-    if st_vec is not None:
-        lobes.append(st_lobe(qd, t, st_vec))
-    return lobes, qd, qt
+    return t
 
 
 def _scale_qrs(lobes: list[Lobe], n_qrs: int, f: float) -> None:
