@@ -203,7 +203,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from ecgvlm.instruct.build import BuildConfig, build
+    from ecgvlm.instruct.build import build
+    from ecgvlm.instruct.config import BuildConfig
 
     cfg = BuildConfig(
         source=args.source,
