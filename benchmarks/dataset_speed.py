@@ -37,7 +37,10 @@ def main() -> None:
     p.add_argument("--workers", default="1,2")
     args = p.parse_args()
 
-    from ecgvlm.instruct.build import BuildConfig, build, load_record, make_unit, source_items
+    from ecgvlm.instruct.build import build
+    from ecgvlm.instruct.config import BuildConfig
+    from ecgvlm.instruct.sources import source_items
+    from ecgvlm.instruct.unit import load_record, make_unit
 
     source = args.source or f"synth:{args.records}"
     cfg = BuildConfig(source=source, seed=7, dpi=args.dpi, augment=args.augment)
@@ -47,7 +50,7 @@ def main() -> None:
     )
 
     # Per-stage breakdown on one core (CPU time of this process), the whole page beside its parts.
-    from ecgvlm.instruct.build import record_rng
+    from ecgvlm.instruct.unit import record_rng
     from ecgvlm.io import atomic_write_bytes, atomic_write_json
     from ecgvlm.render import RenderStyle, render
     from ecgvlm.render.sidecar import compact

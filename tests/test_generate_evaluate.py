@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from ecgvlm.cli import main as cli
-from ecgvlm.evaluate.generate import load_done_ids, superclass_question
+from ecgvlm.errors import ECGVLMError
+from ecgvlm.evaluate.generate import load_done_ids, read_rows, superclass_question
 from ecgvlm.outputs import claim_output_dir
 from ecgvlm.signals.vocab import SUPERCLASSES
 from test_cnn_toydata import make_toy_dataset
@@ -189,3 +190,36 @@ def test_slurm_array_shards_merged_equal_one_run(setup: dict, tmp_path: Path, mo
     assert cli(["evaluate", "--merge", "--out", str(tmp_path)]) == 2
     assert "rerun the shard" in capsys.readouterr().err
     assert not (tmp_path / "predictions.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ({"metadata": {"type": "close"}}, "row 1 (id 'r1'): 'metadata.subtask' missing"),
+        (
+            {"metadata": {"subtask": "superclass", "gold": "MI"}},
+            "row 1 (id 'r1'): 'metadata.gold' must be an object",
+        ),
+        ({"image": ["a.png", "b.png"]}, "row 1 (id 'r1'): 'image' must be one relative path"),
+        (
+            {"conversations": [{"from": "human", "value": "<image>\nq"}]},
+            "row 1 (id 'r1'): no gpt/assistant turn",
+        ),
+    ],
+)
+def test_rows_unfit_for_evaluation_name_the_file_and_row(tmp_path: Path, change: dict, problem: str) -> None:
+    good = {
+        "id": "r0",
+        "image": "a.png",
+        "conversations": [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "MI"}],
+        "metadata": {"subtask": "superclass", "gold": {"superclasses": ["MI"]}},
+    }
+    path = tmp_path / "test.json"
+    path.write_text(json.dumps([good, {**good, "id": "r1", **change}]))
+    with pytest.raises(ECGVLMError) as e:
+        read_rows(path)
+    assert str(path) in str(e.value) and problem in str(e.value) and "\n" not in str(e.value)
+    path.write_text(json.dumps([good]))
+    assert [(r.id, r.task, r.question, r.answer, r.gold) for r in read_rows(path)] == [
+        ("r0", "superclass", "q", "MI", {"superclasses": ["MI"]})
+    ]

@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import pytest
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.instruct.build import BuildConfig, build
+from ecgvlm.instruct.build import build
+from ecgvlm.instruct.config import BuildConfig
 from ecgvlm.instruct.reader import check_file, iter_rows
 from ecgvlm.instruct.tasks import DEFAULT_TASKS
 from test_instruct_tasks import check_answer

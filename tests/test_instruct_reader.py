@@ -294,6 +294,47 @@ def test_image_token_policy(tmp_path: Path) -> None:
         list(iter_rows(path, image_token="require"))
 
 
+def test_accessors_are_what_train_and_evaluate_read(tmp_path: Path) -> None:
+    """One set of accessors: the chat for training, the prompt/question/answer/task/gold for evaluation."""
+    row = {
+        "id": 7,
+        "image": "img.png",
+        "conversations": [
+            {"role": "system", "content": "You read ECGs."},
+            {"role": "user", "content": "<image>\n Which superclass? "},
+            {"role": "assistant", "content": ["MI", "CD"]},
+        ],
+        "metadata": {"subtask": "superclass", "gold": {"superclasses": ["MI", "CD"]}},
+    }
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    (got,) = reader.read_rows(path)  # image files are not checked (img.png does not exist)
+    assert (got.id, got.image, got.task, got.gold) == (
+        "7",
+        "img.png",
+        "superclass",
+        {"superclasses": ["MI", "CD"]},
+    )
+    assert (got.prompt, got.question, got.answer) == (
+        "<image>\n Which superclass? ",
+        "Which superclass?",
+        "MI, CD",
+    )
+    assert got.messages == [
+        {"role": "system", "content": "You read ECGs."},
+        {"role": "user", "content": "<image>\n Which superclass? "},
+        {"role": "assistant", "content": "MI, CD"},
+    ]
+    no_token = {**row, "conversations": [{"from": "human", "value": "Q?"}, {"from": "gpt", "value": "A"}]}
+    path.write_text(json.dumps(no_token) + "\n")
+    assert (
+        reader.read_rows(path)[0].prompt == "<image>\nQ?"
+    )  # the page goes first, as the chat layout puts it
+    assert reader.read_rows(path)[0].gold == {"superclasses": ["MI", "CD"]}
+    with pytest.raises(ECGVLMError, match="file not found"):
+        reader.read_rows(tmp_path / "nope.json")
+
+
 def test_cli_check(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     _write_images(tmp_path, PUBLISHED)
     good = tmp_path / "good.json"

@@ -227,7 +227,7 @@ def test_diagnosis_answer_is_the_opening_of_a_diagnosis_first_report():
 
 def test_build_config_refuses_an_unknown_report_lead():
     from ecgvlm.errors import ECGVLMError
-    from ecgvlm.instruct.build import BuildConfig
+    from ecgvlm.instruct.config import BuildConfig
 
     assert BuildConfig(source="synth:4", report_lead="diagnosis").report_lead == "diagnosis"
     with pytest.raises(ECGVLMError, match="report lead must be one of rhythm, diagnosis"):

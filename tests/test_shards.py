@@ -88,7 +88,8 @@ def test_a_build_from_before_sidecar_forms_resumes(tmp_path: Path) -> None:
     pytest.importorskip("ecgvlm.signals.synth")
     import json
 
-    from ecgvlm.instruct.build import BuildConfig, build
+    from ecgvlm.instruct.build import build
+    from ecgvlm.instruct.config import BuildConfig
 
     out = tmp_path / "d"
     build(BuildConfig(source="synth:2", sidecars="full"), out, shard=(0, 2), progress=False)

@@ -9,11 +9,12 @@ import pytest
 
 from _train_helpers import make_dataset
 from ecgvlm.errors import ECGVLMError
+from ecgvlm.instruct.reader import parse_row
 from ecgvlm.model.chat import Collator, encode_messages
 from ecgvlm.model.load import load_processor
 from ecgvlm.model.tiny import build_tiny
 from ecgvlm.train.config import load_config
-from ecgvlm.train.data import InstructDataset, epoch_batches, messages_of, select_sources
+from ecgvlm.train.data import InstructDataset, epoch_batches, select_sources
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,7 @@ def test_roles_and_keys_variants(proc):
             {"from": "assistant", "value": "ok"},
         ],
     }
-    msgs = messages_of(row)
+    msgs = parse_row(row, 0).messages
     ids, labels = encode_messages(proc.tokenizer, msgs)
     text = proc.tokenizer.decode(ids)
     assert "Describe <|image|> please" in text and text.count("<|image|>") == 1
@@ -95,14 +96,14 @@ def test_truncation_never_cuts_image(proc, tmp_path):
 @pytest.mark.parametrize(
     "row, match",
     [
-        ({"id": "a", "image": "images/p000.png"}, "no conversations"),
+        ({"id": "a", "image": "images/p000.png"}, "row 0 \\(id 'a'\\): missing key 'conversations'"),
         (
             {"id": "a", "image": "images/p000.png", "conversations": [{"from": "human", "value": "q"}]},
-            "no assistant",
+            "no gpt/assistant turn",
         ),
         (
             {"id": "a", "image": "images/p000.png", "conversations": [{"from": "robot", "value": "q"}]},
-            "bad turn",
+            "turn 0 has role 'robot'",
         ),
     ],
 )
@@ -131,7 +132,11 @@ def test_bad_images(proc, tmp_path):
 
 
 def test_sources_and_order(proc, tmp_path):
-    rows = [{"metadata": {"source": s}} for s in ("ptbxl", "synth", "mimic", "synth")]
+    turns = [{"from": "human", "value": "<image>\nq"}, {"from": "gpt", "value": "a"}]
+    rows = [
+        parse_row({"id": str(i), "image": "x.png", "conversations": turns, "metadata": {"source": s}}, i)
+        for i, s in enumerate(("ptbxl", "synth", "mimic", "synth"))
+    ]
     assert len(select_sources(rows, "all")) == 4
     assert len(select_sources(rows, "-synth")) == 2
     assert len(select_sources(rows, "ptbxl+mimic")) == 2
@@ -198,7 +203,9 @@ def test_multi_tile_batching(proc):
     try:
         tok = proc.tokenizer
         msgs = [{"role": "user", "content": "<image>\nQ"}, {"role": "assistant", "content": "A"}]
-        ids, labels = encode_messages(tok, messages_of({"conversations": msgs}))
+        ids, labels = encode_messages(
+            tok, parse_row({"id": "x", "image": "x.png", "conversations": msgs}, 0).messages
+        )
         items = [
             {"input_ids": ids, "labels": labels, "image": Image.new("RGB", (448, 224), "white")},
             {"input_ids": ids[:-1], "labels": labels[:-1], "image": Image.new("RGB", (224, 224), "white")},

@@ -69,7 +69,7 @@ def evaluate_cnn(
     from ecgvlm.errors import ECGVLMError
     from ecgvlm.evaluate.cnn_data import SCP_PREFIX, ImageSet, load_pixels, row_labels
     from ecgvlm.evaluate.cnn_train import load_cnn, macro, per_class_auc, predict
-    from ecgvlm.evaluate.generate import PREDICTIONS, prediction_record, read_rows, row_task
+    from ecgvlm.evaluate.generate import PREDICTIONS, prediction_record, read_rows
     from ecgvlm.io import atomic_write_json, write_jsonl
     from ecgvlm.outputs import claim_output_dir
     from ecgvlm.signals.vocab import SUPERCLASSES
@@ -83,10 +83,10 @@ def evaluate_cnn(
     if scp:
         tasks["scp"] = scp
     test_path = Path(test_path)
-    rows = [r for r in read_rows(test_path) if row_task(r) in tasks]
+    rows = [r for r in read_rows(test_path) if r.task in tasks]
     if not rows:
         raise ECGVLMError(f"no rows with metadata.subtask in {sorted(tasks)}", test_path)
-    images = list(dict.fromkeys(r["image"] for r in rows))
+    images = list(dict.fromkeys(r.image for r in rows))
     pixels = load_pixels(
         ImageSet(test_path.parent, images, np.zeros((len(images), 0))), model.config.image_size, progress
     )
@@ -96,8 +96,8 @@ def evaluate_cnn(
 
     out = []
     for row in rows:
-        p = probs[where[row["image"]]]
-        scores = {c: round(float(p[col[name]]), 6) for c, name in tasks[row_task(row)].items()}
+        p = probs[where[row.image]]
+        scores = {c: round(float(p[col[name]]), 6) for c, name in tasks[row.task].items()}
         text = ", ".join(c for c, s in scores.items() if s >= threshold)
         out.append(prediction_record(row, text, scores))
     out_dir = Path(out_dir)
@@ -118,11 +118,11 @@ def evaluate_cnn(
     seen = set()
     for row in rows:
         got = row_labels(row)
-        if row_task(row) != "superclass" or got is None or row["image"] in seen:
+        if row.task != "superclass" or got is None or row.image in seen:
             continue
-        seen.add(row["image"])
+        seen.add(row.image)
         targets.append([c in got[0] for c in SUPERCLASSES])
-        picked.append([probs[where[row["image"]], col[c]] for c in SUPERCLASSES])
+        picked.append([probs[where[row.image], col[c]] for c in SUPERCLASSES])
     aucs = (
         per_class_auc(np.array(targets, dtype=np.float32), np.array(picked), list(SUPERCLASSES))
         if targets

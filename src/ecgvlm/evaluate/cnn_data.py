@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ecgvlm.errors import ECGVLMError
 from ecgvlm.evaluate.generate import read_rows
+from ecgvlm.instruct.reader import Row
 from ecgvlm.io import resolve_inside
 from ecgvlm.signals.vocab import SUPERCLASSES, codes, superclasses_of
 
@@ -41,9 +42,9 @@ class ImageSet:
     targets: np.ndarray  # float32 (n_images, n_labels) of 0/1
 
 
-def row_labels(row: dict) -> tuple[set[str], set[str]] | None:
+def row_labels(row: Row) -> tuple[set[str], set[str]] | None:
     """(superclasses, scp codes) from a row's gold block, or None if the row carries no labels."""
-    gold = row["metadata"].get("gold") or {}
+    gold = row.gold
     scp = gold.get("scp")
     sup = gold.get("superclasses")
     if sup is None and scp is None:
@@ -63,10 +64,10 @@ def load_imageset(split_path: str | Path, labels: list[str]) -> ImageSet:
         got = row_labels(row)
         if got is None:
             continue
-        prev = found.setdefault(row["image"], got)
+        prev = found.setdefault(row.image, got)
         if prev[0] != got[0]:
             raise ECGVLMError(
-                f"row {i} ({row['id']}): image {row['image']!r} has superclasses {sorted(got[0])} here "
+                f"row {i} ({row.id}): image {row.image!r} has superclasses {sorted(got[0])} here "
                 f"but {sorted(prev[0])} in an earlier row",
                 split_path,
             )

@@ -29,8 +29,9 @@ import json
 import math
 from pathlib import Path
 
-from ecgvlm.evaluate.generate import PREDICTIONS, append_rows, load_done_ids, prediction_record, row_task
+from ecgvlm.evaluate.generate import PREDICTIONS, append_rows, load_done_ids, prediction_record
 from ecgvlm.evaluate.http_client import ChatClient, EndpointError
+from ecgvlm.instruct.reader import Row
 from ecgvlm.io import atomic_write_text, resolve_inside
 
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
@@ -50,12 +51,10 @@ def image_data_url(path: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def row_messages(row: dict, image_url: str) -> list[dict]:
+def row_messages(row: Row, image_url: str) -> list[dict]:
     """The row's first question as one user message: text parts around the image, kept verbatim."""
-    question = row["conversations"][0]["value"]
-    before, tag, after = question.partition("<image>")
-    if not tag:
-        before, after = "", question
+    # the reader puts "<image>\n" first where a row's question has no image token
+    before, _, after = row.prompt.partition("<image>")
     parts = [{"type": "text", "text": before}] if before else []
     parts.append({"type": "image_url", "image_url": {"url": image_url}})
     if after:
@@ -108,7 +107,7 @@ def code_scores(
 
 def ask_row(
     client: ChatClient,
-    row: dict,
+    row: Row,
     image_root: Path,
     model: str,
     max_tokens: int,
@@ -118,10 +117,10 @@ def ask_row(
     """One prediction record for ``row`` (see the module docstring for failures)."""
     from ecgvlm.signals.vocab import SUPERCLASSES
 
-    want_scores = score_method == "codes" and row_task(row) == "superclass"
+    want_scores = score_method == "codes" and row.task == "superclass"
     body: dict = {
         "model": model,
-        "messages": row_messages(row, image_data_url(resolve_inside(image_root, row["image"]))),
+        "messages": row_messages(row, image_data_url(resolve_inside(image_root, row.image))),
         "max_tokens": max_tokens,
         "temperature": 0,
     }
@@ -154,7 +153,7 @@ def _answer_problem(reply: dict) -> str | None:
     return None if isinstance(text, str) else "message content is not text"
 
 
-def _failed(row: dict, reason: str, want_scores: bool) -> dict:
+def _failed(row: Row, reason: str, want_scores: bool) -> dict:
     record = prediction_record(row, "", None)
     record["error"] = reason
     if want_scores:
@@ -172,10 +171,10 @@ def _drop_failed(path: Path) -> None:
         atomic_write_text(path, "".join(kept))
 
 
-def _sort_like(path: Path, rows: list[dict]) -> None:
+def _sort_like(path: Path, rows: list[Row]) -> None:
     """Put the file in row order (rows asked again after a failure were appended at the end)."""
     lines = path.read_text("utf-8").splitlines(keepends=True)
-    order = {r["id"]: i for i, r in enumerate(rows)}
+    order = {r.id: i for i, r in enumerate(rows)}
     ranked = sorted(lines, key=lambda x: order.get(json.loads(x)["id"], len(order)))
     if ranked != lines:
         atomic_write_text(path, "".join(ranked))
@@ -183,7 +182,7 @@ def _sort_like(path: Path, rows: list[dict]) -> None:
 
 def evaluate_endpoint(
     client: ChatClient,
-    rows: list[dict],
+    rows: list[Row],
     image_root: str | Path,
     out_dir: str | Path,
     model: str,
@@ -202,7 +201,7 @@ def evaluate_endpoint(
     _drop_failed(out_path)
     done = load_done_ids(out_path)
     stop = len(rows) if limit is None else min(limit, len(rows))
-    wanted = [rows[i] for i in range(stop) if rows[i]["id"] not in done]
+    wanted = [rows[i] for i in range(stop) if rows[i].id not in done]
     size = chunk or max(4, 4 * client.concurrency)
     bar = tqdm(total=len(wanted), desc="evaluate", unit="row", disable=not progress)
     written = failed = unscored = 0

@@ -13,97 +13,45 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ecgvlm.errors import ECGVLMError
+from ecgvlm.instruct.reader import Row
+from ecgvlm.instruct.reader import read_rows as read_split
 
 PREDICTIONS = "predictions.jsonl"
 
 
-def read_rows(path: str | Path) -> list[dict]:
-    """Rows of an instruction dataset split: a JSON list (``.json``) or JSON lines (``.jsonl``).
+def read_rows(path: str | Path) -> list[Row]:
+    """Rows of an instruction dataset split (``ecgvlm.instruct.reader``), each fit for evaluation.
 
-    Every row is checked for the fields evaluation needs (id, image, conversations, metadata);
-    a bad row raises an error naming the file and the row number.
+    Besides the reader's checks, every row needs a single image path and ``metadata.subtask``
+    (the task picks the scorer); a bad row raises an error naming the file and the row.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ECGVLMError(f"cannot read: {e.strerror}", path) from None
-    except UnicodeDecodeError:
-        raise ECGVLMError("not UTF-8 text", path) from None
-    rows: list = []
-    if path.suffix == ".jsonl":
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ECGVLMError(f"line {lineno}: invalid JSON ({e.msg})", path) from None
-    else:
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ECGVLMError(f"invalid JSON at line {e.lineno} ({e.msg})", path) from None
-        if not isinstance(rows, list):
-            raise ECGVLMError("expected a JSON list of rows", path)
-    seen: set[str] = set()
-    for i, row in enumerate(rows):
-        _check_row(row, i, path)
-        if row["id"] in seen:
-            raise ECGVLMError(f"row {i}: duplicate id {row['id']!r}", path)
-        seen.add(row["id"])
+    rows = read_split(path)
+    for row in rows:
+        problem = _unfit_for_evaluation(row)
+        if problem:
+            raise ECGVLMError(f"row {row.index} (id {row.id!r}): {problem}", path)
     return rows
 
 
-def _check_row(row: object, i: int, path: Path) -> None:
-    if not isinstance(row, dict):
-        raise ECGVLMError(f"row {i}: expected a JSON object", path)
-    if not isinstance(row.get("id"), str) or not row["id"]:
-        raise ECGVLMError(f"row {i}: missing or non-string 'id'", path)
-    if not isinstance(row.get("image"), str) or not row["image"]:
-        raise ECGVLMError(f"row {i} ({row['id']}): missing or non-string 'image'", path)
-    conv = row.get("conversations")
-    if (
-        not isinstance(conv, list)
-        or len(conv) < 2
-        or not all(isinstance(t, dict) and isinstance(t.get("value"), str) for t in conv)
-    ):
-        raise ECGVLMError(
-            f"row {i} ({row['id']}): 'conversations' must be a list of >= 2 turns with 'value'", path
-        )
-    meta = row.get("metadata")
-    if not isinstance(meta, dict) or not isinstance(meta.get("subtask"), str):
-        raise ECGVLMError(f"row {i} ({row['id']}): 'metadata.subtask' missing", path)
-    if "gold" in meta and not isinstance(meta["gold"], dict):
-        raise ECGVLMError(f"row {i} ({row['id']}): 'metadata.gold' must be an object", path)
+def _unfit_for_evaluation(row: Row) -> str | None:
+    if not isinstance(row.image, str) or not row.image:
+        return "'image' must be one relative path"
+    if not isinstance(row.task, str):
+        return "'metadata.subtask' missing"
+    if not isinstance(row.metadata.get("gold", {}), dict):
+        return "'metadata.gold' must be an object"
+    return None
 
 
-def row_task(row: dict) -> str:
-    return row["metadata"]["subtask"]
-
-
-def row_prompt(row: dict) -> str:
-    """The first human turn, without the ``<image>`` placeholder."""
-    return row["conversations"][0]["value"].replace("<image>", "").strip()
-
-
-def row_reference(row: dict) -> str:
-    return row["conversations"][1]["value"]
-
-
-def row_gold(row: dict) -> dict:
-    return row["metadata"].get("gold") or {}
-
-
-def prediction_record(row: dict, prediction: str, scores: dict[str, float] | None) -> dict:
+def prediction_record(row: Row, prediction: str, scores: dict[str, float] | None) -> dict:
     """One line of predictions.jsonl (see docs/schemas.md)."""
     return {
-        "id": row["id"],
-        "task": row_task(row),
-        "prompt": row_prompt(row),
+        "id": row.id,
+        "task": row.task,
+        "prompt": row.question,
         "prediction": prediction,
-        "reference": row_reference(row),
-        "gold": row_gold(row),
+        "reference": row.answer,
+        "gold": row.gold,
         "scores": scores,
     }
 
@@ -206,14 +154,14 @@ def superclass_scores(
 
 
 # ---------------------------------------------------------------- the evaluation loop
-def select_rows(rows: list[dict], tasks: list[str] | None) -> list[dict]:
-    return [r for r in rows if not tasks or row_task(r) in tasks]
+def select_rows(rows: list[Row], tasks: list[str] | None) -> list[Row]:
+    return [r for r in rows if not tasks or r.task in tasks]
 
 
 def evaluate_rows(
     model,
     processor,
-    rows: list[dict],
+    rows: list[Row],
     image_root: str | Path,
     out_dir: str | Path,
     batch_size: int = 8,
@@ -242,24 +190,24 @@ def evaluate_rows(
     stop = len(rows) if limit is None else min(limit, len(rows))
     starts = [s for k, s in enumerate(range(0, stop, batch_size)) if not shard or k % shard[1] == shard[0]]
     shard_rows = [i for s in starts for i in range(s, min(s + batch_size, stop))]
-    wanted = [i for i in shard_rows if rows[i]["id"] not in done]
+    wanted = [i for i in shard_rows if rows[i].id not in done]
     bar = tqdm(total=len(wanted), desc="evaluate", unit="row", disable=not progress)
     written = 0
     for start in starts:
         batch = rows[start : start + batch_size]
-        keep = [j for j, r in enumerate(batch) if start + j < stop and r["id"] not in done]
+        keep = [j for j, r in enumerate(batch) if start + j < stop and r.id not in done]
         if not keep:
             continue
-        images = [load_image(image_root, r["image"], image_root) for r in batch]
+        images = [load_image(image_root, r.image, image_root) for r in batch]
         texts = generate(
             model,
             processor,
             images,
-            [r["conversations"][0]["value"] for r in batch],
+            [r.prompt for r in batch],
             max_new_tokens=max_new_tokens,
             batch_size=len(batch),
         )
-        sup = [j for j in keep if row_task(batch[j]) == "superclass"]
+        sup = [j for j in keep if batch[j].task == "superclass"]
         scores = dict(
             zip(
                 sup,
@@ -267,7 +215,7 @@ def evaluate_rows(
                     model,
                     processor,
                     [images[j] for j in sup],
-                    [batch[j]["conversations"][0]["value"] for j in sup],
+                    [batch[j].prompt for j in sup],
                     score_method,
                 ),
             )
@@ -282,7 +230,7 @@ def shard_file(shard: tuple[int, int]) -> str:
     return f"predictions.shard-{shard[0]}-of-{shard[1]}.jsonl"
 
 
-def merge_predictions(out_dir: str | Path, rows: list[dict]) -> int:
+def merge_predictions(out_dir: str | Path, rows: list[Row]) -> int:
     """Join ``predictions.shard-*-of-N.jsonl`` into ``predictions.jsonl``, in the order of ``rows``,
     line for line as the shards wrote them; returns the rows written. Every row must be answered
     once: a missing shard or row stops it, naming what to rerun."""
@@ -313,7 +261,7 @@ def merge_predictions(out_dir: str | Path, rows: list[dict]) -> int:
                 if rid in lines:
                     raise ECGVLMError(f"row id {rid!r} answered by two shards", path)
                 lines[rid] = raw
-    missing = [r["id"] for r in rows if r["id"] not in lines]
+    missing = [r.id for r in rows if r.id not in lines]
     if missing:
         raise ECGVLMError(
             f"{len(missing)} of {len(rows)} rows have no prediction (first: {missing[0]}); "
@@ -322,5 +270,5 @@ def merge_predictions(out_dir: str | Path, rows: list[dict]) -> int:
         )
     with atomic_open(out_dir / PREDICTIONS, "wb") as f:
         for r in rows:
-            f.write(lines[r["id"]])
+            f.write(lines[r.id])
     return len(rows)

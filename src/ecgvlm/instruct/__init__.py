@@ -10,7 +10,7 @@ import importlib
 
 # Lazy, so `ecgvlm dataset --help` does not import numpy and the renderer.
 _WHERE = {
-    "BuildConfig": "build",
+    "BuildConfig": "config",
     "BuildResult": "build",
     "build": "build",
     "ReadSummary": "reader",

@@ -68,6 +68,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description=BUILD_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _source_options(b)
+    _page_options(b)
+    _question_options(b)
+    _output_options(b)
+
+    a = sub.add_parser(
+        "assemble",
+        help="join the shards of a build into train/val/test.json and the card",
+        description="Join the records that `ecgvlm dataset build --shard i/n` (or a Slurm job array) made "
+        "in DIR into train.json, val.json, test.json, README.md and stats.json: the same bytes as one "
+        "process running the same build command. Stops, naming the first, if a record is missing.",
+    )
+    a.add_argument("dir")
+
+    c = sub.add_parser(
+        "check",
+        help="validate an ECGInstruct/ECGBench file",
+        description=CHECK_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("file")
+    c.add_argument(
+        "--root", default=None, help="folder the image paths are relative to (default: the file's)"
+    )
+    c.add_argument("--skip", action="store_true", help="count bad rows instead of stopping at the first")
+    c.add_argument("--no-images", action="store_true", help="do not check that image files exist")
+    c.add_argument("--image-token", choices=["auto", "require", "optional"], default="auto")
+
+    s = sub.add_parser("stats", help="print the counts of a built dataset")
+    s.add_argument("dir")
+
+
+def _source_options(b: argparse.ArgumentParser) -> None:
+    """Which records, where the build goes, and who makes which part of it."""
     b.add_argument("--source", required=True, help="synth:N | ptbxl:PATH | wfdb:DIR")
     b.add_argument("--out", required=True, help="output folder (created; reused to resume)")
     b.add_argument(
@@ -91,6 +125,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="i/n: make only this shard's records, do not assemble (default inside a Slurm job array: "
         "the task's shard from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT)",
     )
+
+
+def _page_options(b: argparse.ArgumentParser) -> None:
+    """How each record's page looks."""
     b.add_argument("--augment", default="mixed", choices=["none", "light", "heavy", "mixed"])
     b.add_argument(
         "--layout", default="3x4+1", help="a layout (3x4+1, 3x4+3, 6x2, 12x1, 1x1), a comma list, or mixed"
@@ -107,6 +145,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="page look: sampled (varied paper, grid, ink, speed, gain; default) or a fixed preset: "
         "tiny (50 mm/s, 20 mm/mV, no header: what the embedded 224-px model can read), default",
     )
+
+
+def _question_options(b: argparse.ArgumentParser) -> None:
+    """What is asked about each page, and how the records are split."""
     b.add_argument(
         "--tasks",
         default="report,superclass,scp,mcq,yesno,measure",
@@ -137,6 +179,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="test records get --questions-per-record questions too (default: one per task)",
     )
+
+
+def _output_options(b: argparse.ArgumentParser) -> None:
+    """Bad records, the files written for each page, and progress."""
     b.add_argument(
         "--on-error",
         choices=["raise", "skip"],
@@ -154,32 +200,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "~40 kB a page, read with ecgvlm.render.load_sidecar) or full (plain JSON, ~300 kB)",
     )
     b.add_argument("--no-progress", action="store_true")
-
-    a = sub.add_parser(
-        "assemble",
-        help="join the shards of a build into train/val/test.json and the card",
-        description="Join the records that `ecgvlm dataset build --shard i/n` (or a Slurm job array) made "
-        "in DIR into train.json, val.json, test.json, README.md and stats.json: the same bytes as one "
-        "process running the same build command. Stops, naming the first, if a record is missing.",
-    )
-    a.add_argument("dir")
-
-    c = sub.add_parser(
-        "check",
-        help="validate an ECGInstruct/ECGBench file",
-        description=CHECK_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    c.add_argument("file")
-    c.add_argument(
-        "--root", default=None, help="folder the image paths are relative to (default: the file's)"
-    )
-    c.add_argument("--skip", action="store_true", help="count bad rows instead of stopping at the first")
-    c.add_argument("--no-images", action="store_true", help="do not check that image files exist")
-    c.add_argument("--image-token", choices=["auto", "require", "optional"], default="auto")
-
-    s = sub.add_parser("stats", help="print the counts of a built dataset")
-    s.add_argument("dir")
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -203,7 +223,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from ecgvlm.instruct.build import BuildConfig, build
+    from ecgvlm.instruct.build import build
+    from ecgvlm.instruct.config import BuildConfig
 
     cfg = BuildConfig(
         source=args.source,

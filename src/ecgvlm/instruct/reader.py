@@ -3,7 +3,8 @@
 Accepted shapes (all seen in the published data):
 - a JSON list ``[{...}, {...}]`` (ECGInstruct, ECGBench) or JSON lines, one object per line;
 - turns under ``conversations`` (ECGInstruct) or ``conversation`` (ECGBench);
-- roles ``human``/``gpt`` or ``user``/``assistant`` (and ``system``, kept aside);
+- roles ``human``/``gpt`` or ``user``/``assistant`` (and ``system``, kept aside), the text under
+  ``value`` (or ``content``, as chat-style turns have it);
 - answers as a string, or a list of strings as in ECG-QA (joined with ", " in ``Row.answer``).
 
 Rows are parsed one at a time (a JSON list is decoded incrementally with ``raw_decode`` over
@@ -12,6 +13,11 @@ in constant memory.
 
 Each bad row gives a one-line ``ECGVLMError`` naming the file, the row index and id, and the
 problem; with ``on_error="skip"`` it is counted instead (``ReadSummary.skipped[reason]``).
+
+This is the one reader of the row format: ``dataset check`` validates with it, training and
+evaluation read their splits with ``read_rows``, and all of them look at a row through ``Row``'s
+accessors (``prompt``, ``question``, ``answer``, ``task``, ``gold``, ``messages``, ``metadata``).
+
 The ``<image>`` token: ECGInstruct's training rows carry ``<image>\\n`` at the start of the first
 human turn; ECGBench's test rows (``conversation`` key) do not. ``image_token="auto"`` requires it
 only for ``conversations`` rows; ``Row.turns`` always has it, added where the file left it out.
@@ -31,6 +37,7 @@ from ecgvlm.io import resolve_inside
 
 IMAGE_TOKEN = "<image>"
 ROLES = {"human": "human", "user": "human", "gpt": "gpt", "assistant": "gpt", "system": "system"}
+CHAT_ROLES = {"human": "user", "gpt": "assistant"}
 CHUNK = 1 << 20
 
 
@@ -48,17 +55,34 @@ class Row:
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def prompt(self) -> str:
+        """The first human turn as the model reads it: ``<image>`` marks where the page goes."""
+        return self.turns[0]["value"]
+
+    @property
     def question(self) -> str:
-        """The first human turn without the image token."""
-        return self.turns[0]["value"].replace(IMAGE_TOKEN, "", 1).lstrip("\n")
+        """The first human turn as text alone: no image token, no surrounding blanks."""
+        return self.prompt.replace(IMAGE_TOKEN, "").strip()
 
     @property
     def answer(self) -> str:
+        """The first answer (a published list of answers joined with ", ")."""
         return self.turns[1]["value"]
 
     @property
     def task(self) -> str | None:
-        return self.metadata.get("subtask") if isinstance(self.metadata, dict) else None
+        return self.metadata.get("subtask")
+
+    @property
+    def gold(self) -> dict:
+        """``metadata.gold``, the structured truth the scorers read ({} when the row has none)."""
+        return self.metadata.get("gold") or {}
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The chat the model is trained on: roles system/user/assistant (``ecgvlm.model.chat``)."""
+        head = [{"role": "system", "content": self.system}] if self.system is not None else []
+        return head + [{"role": CHAT_ROLES[t["from"]], "content": t["value"]} for t in self.turns]
 
 
 @dataclass
@@ -103,6 +127,8 @@ def iter_json(path: str | Path) -> Iterator[tuple[int, Any]]:
     path = Path(path)
     try:
         f = path.open("r", encoding="utf-8")
+    except FileNotFoundError:
+        raise ECGVLMError("file not found", path) from None
     except OSError as e:
         raise ECGVLMError(f"cannot open: {e.strerror}", path) from None
     with f:
@@ -229,7 +255,7 @@ def parse_row(obj: Any, index: int, image_token: str = "auto") -> Row:
     system = None
     answer_list = None
     for t, turn in enumerate(raw_turns):
-        if not isinstance(turn, dict) or "value" not in turn:
+        if not isinstance(turn, dict) or ("value" not in turn and "content" not in turn):
             raise RowError(
                 "turn without 'from'/'value'", f"turn {t} must be an object with 'from' and 'value'"
             )
@@ -239,7 +265,7 @@ def parse_row(obj: Any, index: int, image_token: str = "auto") -> Row:
                 "unknown role",
                 f"turn {t} has role {turn.get('from', turn.get('role'))!r}; expected human/gpt or user/assistant",
             )
-        text, items = _text(turn["value"], f"turn {t}")
+        text, items = _text(turn["value"] if "value" in turn else turn["content"], f"turn {t}")
         if role == "system":
             system = text
             continue
@@ -362,3 +388,13 @@ def check_file(
     for _ in iter_rows(path, root, on_error, check_images, image_token, summary):
         pass
     return summary
+
+
+def read_rows(path: str | Path, image_token: str = "optional") -> list[Row]:
+    """Every row of a file for training or evaluation; the first bad row raises.
+
+    Image files are not checked here: the consumer reads them later, from its own image root.
+    ``image_token="optional"`` keeps rows whose question has no ``<image>``: the chat layout puts
+    the page at the start of the first user turn either way (``ecgvlm.model.chat``).
+    """
+    return list(iter_rows(path, check_images=False, image_token=image_token))

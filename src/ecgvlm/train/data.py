@@ -2,40 +2,23 @@
 
 A row (see docs/schemas.md) holds an image path relative to the dataset file's folder and a
 ``conversations`` (or ``conversation``) list of human/gpt (or user/assistant) turns; ``<image>``
-in the first human turn marks where the image goes. The chat layout, truncation and the collator
-live in ``ecgvlm.model.chat`` (the same layout serves inference).
+in the first human turn marks where the image goes. Rows are read and checked by
+``ecgvlm.instruct.reader`` (the one reader of the format); the chat layout, truncation and the
+collator live in ``ecgvlm.model.chat`` (the same layout serves inference).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ecgvlm.errors import ECGVLMError
-from ecgvlm.io import load_image, read_jsonl
+from ecgvlm.instruct.reader import Row, read_rows
+from ecgvlm.io import load_image
 from ecgvlm.model.chat import encode_messages, truncate
 
-_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 
-
-def read_rows(path: str | Path) -> list[dict]:
-    """Rows of a ``.json`` (list) or ``.jsonl`` instruction file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ECGVLMError("dataset file not found", path)
-    if path.suffix == ".jsonl":
-        return list(read_jsonl(path))
-    try:
-        rows = json.loads(path.read_text("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ECGVLMError(f"invalid JSON ({e})", path) from None
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ECGVLMError("expected a JSON list of row objects", path)
-    return rows
-
-
-def select_sources(rows: list[dict], sources: str = "all") -> list[dict]:
+def select_sources(rows: list[Row], sources: str = "all") -> list[Row]:
     """Filter rows by ``metadata.source``: "all", "ptbxl+synth" (only these), "-ptbxl" (all but)."""
     if not sources or sources == "all":
         return rows
@@ -43,28 +26,11 @@ def select_sources(rows: list[dict], sources: str = "all") -> list[dict]:
     drop = {s[1:] for s in items if s.startswith("-")}
     keep = {s for s in items if not s.startswith("-")}
 
-    def ok(row: dict) -> bool:
-        src = (row.get("metadata") or {}).get("source")
+    def ok(row: Row) -> bool:
+        src = row.metadata.get("source")
         return (not keep or src in keep) and src not in drop
 
     return [r for r in rows if ok(r)]
-
-
-def messages_of(row: dict, where: str | Path = "") -> list[dict]:
-    """Normalised chat messages: roles user/assistant/system, ``<image>`` -> an image part."""
-    turns = row.get("conversations", row.get("conversation"))
-    if not isinstance(turns, list) or not turns:
-        raise ECGVLMError(f"row {row.get('id')!r}: no conversations list", where)
-    out = []
-    for t in turns:
-        role = _ROLES.get(str(t.get("from", t.get("role", ""))).lower()) if isinstance(t, dict) else None
-        value = t.get("value", t.get("content")) if isinstance(t, dict) else None
-        if role is None or not isinstance(value, str):
-            raise ECGVLMError(f"row {row.get('id')!r}: bad turn {str(t)[:60]!r}", where)
-        out.append({"role": role, "content": value})
-    if not any(m["role"] == "assistant" for m in out):
-        raise ECGVLMError(f"row {row.get('id')!r}: no assistant answer", where)
-    return out
 
 
 class InstructDataset:
@@ -83,8 +49,8 @@ class InstructDataset:
         image_id = tokenizer.convert_tokens_to_ids("<|image|>")
         self.items = []
         for row in self.rows:
-            ids, labels = encode_messages(tokenizer, messages_of(row, self.path))
-            ids, labels = truncate(ids, labels, max_len, image_id, where=f"{self.path} row {row.get('id')!r}")
+            ids, labels = encode_messages(tokenizer, row.messages)
+            ids, labels = truncate(ids, labels, max_len, image_id, where=f"{self.path} row {row.id!r}")
             self.items.append((ids, labels))
 
     def __len__(self) -> int:
@@ -97,7 +63,7 @@ class InstructDataset:
         """Each row's ``metadata.subtask`` ("other" when a row names none)."""
         out = []
         for row in self.rows:
-            task = (row.get("metadata") or {}).get("subtask")
+            task = row.task
             out.append(task if isinstance(task, str) and task else "other")
         return out
 
@@ -131,7 +97,7 @@ class InstructDataset:
         return {
             "input_ids": ids,
             "labels": labels,
-            "image": load_image(self.root, row.get("image"), self.path),
+            "image": load_image(self.root, row.image, self.path),
         }
 
 

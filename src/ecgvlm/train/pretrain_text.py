@@ -25,8 +25,8 @@ TEXT_SEED_OFFSET = 20_000  # the records' synth seed: away from stage 2 (10_000 
 
 def report_example(seed: int, index: int) -> tuple[str, str]:
     """(prompt, report) of record ``index`` of the stage-3 stream."""
-    from ecgvlm.instruct.build import _clean_labels, _clean_measurements
     from ecgvlm.instruct.tasks import report_task
+    from ecgvlm.instruct.unit import _clean_labels, _clean_measurements
     from ecgvlm.signals.synth import synthesize_record
 
     k = 0

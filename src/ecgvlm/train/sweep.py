@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------- planning
 def plan(args: argparse.Namespace) -> dict:
     """Check the whole sweep before anything runs; returns the spec (JSON-able) and the points."""
-    from ecgvlm.evaluate.generate import read_rows, row_task
+    from ecgvlm.evaluate.generate import read_rows
     from ecgvlm.evaluate.score import BENCHMARK_TASKS
     from ecgvlm.train.config import load_config
     from ecgvlm.train.sweep_grid import check_sources, expand, expand_loo, parse_grid
@@ -115,7 +115,7 @@ def plan(args: argparse.Namespace) -> dict:
     test = Path(args.test) if args.test else Path(base.data.train).parent / "test.json"
     if not test.is_file():
         raise ECGVLMError("test file not found (give --test PATH)", test)
-    present = {row_task(r) for r in read_rows(test)}
+    present = {r.task for r in read_rows(test)}
     if args.benchmarks:
         benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
         for b in benchmarks:
@@ -128,7 +128,7 @@ def plan(args: argparse.Namespace) -> dict:
         if not benchmarks:
             raise ECGVLMError(f"no rows for any of {', '.join(DEFAULT_BENCHMARKS)}; pass --benchmarks", test)
     tasks = sorted({BENCHMARK_TASKS[b] for b in benchmarks})
-    if args.val and not {row_task(r) for r in read_rows(args.val)} & set(tasks):
+    if args.val and not {r.task for r in read_rows(args.val)} & set(tasks):
         raise ECGVLMError(f"no rows of the tasks {', '.join(tasks)} in the validation file", args.val)
     if args.max_new_tokens < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise ECGVLMError("need --max-new-tokens >= 1, --batch-size >= 1, --limit >= 1")

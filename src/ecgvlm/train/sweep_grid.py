@@ -143,10 +143,9 @@ def parse_grid(texts: Iterable[str]) -> list[Axis]:
 # ---------------------------------------------------------------- data sources
 def sources_of(train_file: str | Path) -> list[str]:
     """The distinct ``metadata.source`` values of a train file, sorted (rows without one: "unknown")."""
-    from ecgvlm.train.data import read_rows
+    from ecgvlm.instruct.reader import read_rows
 
-    rows = read_rows(train_file)
-    return sorted({str((r.get("metadata") or {}).get("source") or "unknown") for r in rows})
+    return sorted({str(r.metadata.get("source") or "unknown") for r in read_rows(train_file)})
 
 
 def expand_loo(axis: Axis, train_file: str | Path) -> Axis:
@@ -168,7 +167,8 @@ def expand_loo(axis: Axis, train_file: str | Path) -> Axis:
 
 def check_sources(value: str, train_file: str | Path) -> None:
     """A data.sources value must name sources the train file has and keep at least one row."""
-    from ecgvlm.train.data import read_rows, select_sources
+    from ecgvlm.instruct.reader import read_rows
+    from ecgvlm.train.data import select_sources
 
     if value in ("", "all"):
         return

@@ -84,19 +84,17 @@ def superclass_auc(model, processor, data, device, precision: str, limit: int = 
     from ecgvlm.model.infer import option_probs
     from ecgvlm.signals.vocab import SUPERCLASSES
 
-    rows = [r for r in data.rows if (r.get("metadata") or {}).get("subtask") == "superclass"][:limit]
+    rows = [r for r in data.rows if r.task == "superclass"][:limit]
     if not rows:
         return None
     was_training = model.training
     model.eval()
     probs = []
     for row in rows:
-        image = load_image(data.root, row.get("image"), data.path)
+        image = load_image(data.root, row.image, data.path)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             probs.append(
-                option_probs(
-                    model, processor, [image], [row["conversations"][0]["value"]], list(SUPERCLASSES), "first"
-                )[0]
+                option_probs(model, processor, [image], [row.prompt], list(SUPERCLASSES), "first")[0]
             )
     model.train(was_training)
     probs = np.stack(probs)
@@ -106,7 +104,7 @@ def superclass_auc(model, processor, data, device, precision: str, limit: int = 
     for k, code in enumerate(SUPERCLASSES):
         gold = []
         for row in rows:
-            g = row["metadata"].get("gold") or {}
+            g = row.gold
             labels = g.get("labels") or [c.strip() for c in str(g.get("answer", "")).split(",")]
             gold.append(code in labels)
         if 0 < sum(gold) < len(gold):
