@@ -157,6 +157,108 @@ def _signed(v: int) -> str:
     return f"+{v}" if v > 0 else str(v)
 
 
+@dataclass
+class _Draft:
+    """A report being written: its parts in order, the codes stated and the part each is in."""
+
+    rng: np.random.Generator
+    labels: dict[str, float]
+    parts: list[str] = field(default_factory=list)
+    stated: list[str] = field(default_factory=list)
+    stated_part: list[int] = field(default_factory=list)  # keeps ``codes`` in text order
+    numbers: dict[str, int] = field(default_factory=dict)
+
+    def add(self, code: str) -> None:
+        phrase = _pick(self.rng, PHRASES[code])
+        # PTB-XL's likelihoods for diagnostic statements (15, 35, 50, 80, 100) become the
+        # hedges its cardiologists wrote: "possible ...", "probable ...". 0 means not given.
+        lik = float(self.labels.get(code, 100) or 0)
+        if code not in RHYTHM and 0 < lik <= 35:
+            phrase = "possible " + phrase
+        elif code not in RHYTHM and 35 < lik < 80:
+            phrase = _pick(self.rng, ("probable ", "likely ")) + phrase
+        self.parts.append(phrase)
+        self.stated.append(code)
+        self.stated_part.append(len(self.parts) - 1)
+
+
+def _rhythm(d: _Draft, present: set[str], measurements: dict[str, float]) -> None:
+    """Ectopy before or after the rhythm statements, the rate with the main one (sometimes)."""
+    ectopy = [c for c in ECTOPY if c in present]
+    ectopy_first = bool(d.rng.random() < 0.5)
+    if ectopy_first:
+        for c in ectopy:
+            d.add(c)
+    rhythm = [c for c in RHYTHM if c in present]
+    for i, c in enumerate(rhythm):
+        d.add(c)
+        if i == 0 and "hr" in measurements and d.rng.random() < 0.4:
+            hr = int(round(measurements["hr"]))
+            d.numbers["hr"] = hr
+            word = "ventricular rate" if c in ("AFIB", "AFLT") else "heart rate"
+            d.parts[-1] += _pick(d.rng, (f" at {hr} bpm", f", {word} {hr}/min", f" ({word} {hr} bpm)"))
+    if not ectopy_first:
+        for c in ectopy:
+            d.add(c)
+    if not rhythm and "hr" in measurements and d.rng.random() < 0.5:
+        hr = int(round(measurements["hr"]))
+        d.numbers["hr"] = hr
+        d.parts.append(f"heart rate {hr} bpm")
+
+
+def _axis(d: _Draft, measurements: dict[str, float]) -> str | None:
+    """The axis band (usually), with its degrees sometimes; returns the band stated."""
+    if "axis" not in measurements or d.rng.random() >= 0.85:
+        return None
+    axis = axis_band(measurements["axis"])
+    text = _pick(d.rng, AXIS_PHRASES[axis])
+    if d.rng.random() < 0.3:
+        deg = int(round(measurements["axis"]))
+        d.numbers["axis"] = deg
+        text += f" ({_signed(deg)} degrees)"
+    d.parts.append(text)
+    return axis
+
+
+def _intervals(d: _Draft, measurements: dict[str, float]) -> None:
+    if d.rng.random() >= 0.35:
+        return
+    iv = []
+    for key, name in (("pr", "PR"), ("qrs", "QRS"), ("qt", "QT"), ("qtc", "QTc")):
+        if key in measurements:
+            v = int(round(measurements[key]))
+            d.numbers[key] = v
+            iv.append(f"{name} {v} ms")
+    if iv:
+        d.parts.append(("intervals: " if d.rng.random() < 0.5 else "") + ", ".join(iv))
+
+
+def _conclusion(d: _Draft, present: set[str], lead: str) -> None:
+    abnormal = [c for c in present if c in PHRASES and c not in RHYTHM and c != "NORM"]
+    abnormal += [c for c in present if c in ("SBRAD", "STACH", "AFIB", "AFLT", "SVTAC", "PSVT", "SVARR")]
+    if "NORM" in present:
+        d.stated.append("NORM")
+        d.stated_part.append(len(d.parts))
+        d.parts.append("otherwise normal ECG" if abnormal else "normal ECG")
+    elif abnormal and (d.rng.random() < 0.5 or lead == "diagnosis"):
+        # A conclusion-first report always classifies the ECG, as machine reads do.
+        d.parts.append(_pick(d.rng, ("abnormal ECG", "pathological ECG")))
+
+
+def _diagnosis_first(d: _Draft, dx: tuple[int, int], end: int, diagnosis_only: bool) -> None:
+    """Move parts dx[0]:dx[1] (diagnostic statements) and end: (the conclusion) to the front;
+    ``diagnosis_only`` drops the rest (rhythm, axis, intervals) with their numbers."""
+    order = [*range(*dx), *range(end, len(d.parts))]
+    if not diagnosis_only:
+        order += [*range(dx[0]), *range(dx[1], end)]
+    else:
+        d.numbers = {}
+    d.parts = [d.parts[i] for i in order]
+    new_place = {old: new for new, old in enumerate(order)}
+    kept = [(new_place[i], c) for i, c in zip(d.stated_part, d.stated) if i in new_place]
+    d.stated = [c for _, c in sorted(kept)]
+
+
 def make_report(
     labels: dict[str, float],
     measurements: dict[str, float],
@@ -175,106 +277,35 @@ def make_report(
         raise ValueError(f"report lead must be one of {REPORT_LEADS}, got {lead!r}")
     if diagnosis_only and lead != "diagnosis":
         raise ValueError("diagnosis_only needs lead='diagnosis'")
+    # The draws happen in text order (rhythm, conduction, axis, diagnoses, intervals, conclusion)
+    # whatever the lead, so both leads phrase the same record alike.
     present = set(labels)
-    parts: list[str] = []
-    stated: list[str] = []
-    stated_part: list[int] = []  # the part each stated code is in, to keep ``codes`` in text order
-    numbers: dict[str, int] = {}
-
-    def add(code: str) -> None:
-        phrase = _pick(rng, PHRASES[code])
-        # PTB-XL's likelihoods for diagnostic statements (15, 35, 50, 80, 100) become the
-        # hedges its cardiologists wrote: "possible ...", "probable ...". 0 means not given.
-        lik = float(labels.get(code, 100) or 0)
-        if code not in RHYTHM and 0 < lik <= 35:
-            phrase = "possible " + phrase
-        elif code not in RHYTHM and 35 < lik < 80:
-            phrase = _pick(rng, ("probable ", "likely ")) + phrase
-        parts.append(phrase)
-        stated.append(code)
-        stated_part.append(len(parts) - 1)
-
-    ectopy = [c for c in ECTOPY if c in present]
-    ectopy_first = bool(rng.random() < 0.5)
-    if ectopy_first:
-        for c in ectopy:
-            add(c)
-    rhythm = [c for c in RHYTHM if c in present]
-    for i, c in enumerate(rhythm):
-        add(c)
-        # The rate goes with the main rhythm statement, sometimes.
-        if i == 0 and "hr" in measurements and rng.random() < 0.4:
-            hr = int(round(measurements["hr"]))
-            numbers["hr"] = hr
-            word = "ventricular rate" if c in ("AFIB", "AFLT") else "heart rate"
-            parts[-1] += _pick(rng, (f" at {hr} bpm", f", {word} {hr}/min", f" ({word} {hr} bpm)"))
-    if not ectopy_first:
-        for c in ectopy:
-            add(c)
-    if not rhythm and "hr" in measurements and rng.random() < 0.5:
-        hr = int(round(measurements["hr"]))
-        numbers["hr"] = hr
-        parts.append(f"heart rate {hr} bpm")
-
+    d = _Draft(rng, labels)
+    _rhythm(d, present, measurements)
     for c in AV + ATRIA:
         if c in present:
-            add(c)
-    axis = None
-    if "axis" in measurements and rng.random() < 0.85:
-        axis = axis_band(measurements["axis"])
-        text = _pick(rng, AXIS_PHRASES[axis])
-        if rng.random() < 0.3:
-            deg = int(round(measurements["axis"]))
-            numbers["axis"] = deg
-            text += f" ({_signed(deg)} degrees)"
-        parts.append(text)
-    first_dx = len(parts)
+            d.add(c)
+    axis = _axis(d, measurements)
+    first_dx = len(d.parts)
     for c in ORDER[len(AV + ATRIA) :]:
         if c in present:
-            add(c)
-    last_dx = len(parts)
-
-    if rng.random() < 0.35:
-        iv = []
-        for key, name in (("pr", "PR"), ("qrs", "QRS"), ("qt", "QT"), ("qtc", "QTc")):
-            if key in measurements:
-                v = int(round(measurements[key]))
-                numbers[key] = v
-                iv.append(f"{name} {v} ms")
-        if iv:
-            parts.append(("intervals: " if rng.random() < 0.5 else "") + ", ".join(iv))
-
-    abnormal = [c for c in present if c in PHRASES and c not in RHYTHM and c != "NORM"]
-    abnormal += [c for c in present if c in ("SBRAD", "STACH", "AFIB", "AFLT", "SVTAC", "PSVT", "SVARR")]
-    before_end = len(parts)
-    if "NORM" in present:
-        stated.append("NORM")
-        stated_part.append(len(parts))
-        parts.append("otherwise normal ECG" if abnormal else "normal ECG")
-    elif abnormal and (rng.random() < 0.5 or lead == "diagnosis"):
-        # A conclusion-first report always classifies the ECG, as machine reads do.
-        parts.append(_pick(rng, ("abnormal ECG", "pathological ECG")))
-
+            d.add(c)
+    last_dx = len(d.parts)
+    _intervals(d, measurements)
+    before_end = len(d.parts)
+    _conclusion(d, present, lead)
     if lead == "diagnosis":
-        order = [*range(first_dx, last_dx), *range(before_end, len(parts))]
-        if not diagnosis_only:
-            order += [*range(first_dx), *range(last_dx, before_end)]
-        else:
-            axis, numbers = None, {}  # rhythm, axis and intervals are dropped with their numbers
-        parts = [parts[i] for i in order]
-        new_place = {old: new for new, old in enumerate(order)}
-        kept = [(new_place[i], c) for i, c in zip(stated_part, stated) if i in new_place]
-        stated = [c for _, c in sorted(kept)]
-    if not parts and diagnosis_only:
+        _diagnosis_first(d, (first_dx, last_dx), before_end, diagnosis_only)
+        axis = None if diagnosis_only else axis
+    if not d.parts and diagnosis_only:
         return Report(text="")
-    if not parts:
-        parts.append("no SCP statement coded for this ECG")
+    parts = d.parts or ["no SCP statement coded for this ECG"]
     if rng.random() < 0.5:
         text = ". ".join(p[0].upper() + p[1:] for p in parts) + "."
     else:
         text = ", ".join(parts)
         text = text[0].upper() + text[1:] + "."
-    return Report(text=text, codes=stated, axis=axis, numbers=numbers)
+    return Report(text=text, codes=d.stated, axis=axis, numbers=d.numbers)
 
 
 def parse_codes(text: str) -> set[str]:
