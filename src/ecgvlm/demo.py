@@ -1,6 +1,6 @@
 """The whole pipeline on the embedded default, end to end, with no downloads.
 
-    ecgvlm demo                      # about 13 minutes on 2 CPU cores
+    ecgvlm demo                      # about 12 minutes on 2 CPU cores
     ecgvlm demo --records 300 --steps 60 --out runs/quick   # a quick look (a few minutes)
 
 Stages (each reused when a rerun finds it finished with the same options):
