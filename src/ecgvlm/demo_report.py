@@ -80,25 +80,25 @@ def write_table_files(table_dir: Path, runs: list[Path], names: list[str]) -> li
 
 def example_lines(out: Path) -> list[str]:
     """The fine-tuned model's interpretation of the first three test pages, beside their gold labels."""
+    from ecgvlm.instruct.reader import read_rows
     from ecgvlm.serve.interpreter import ECGInterpreter
 
-    test_rows = json.loads((out / "data" / "test.json").read_text())
     examples = []
     seen = set()
-    for row in test_rows:
-        if row["image"] not in seen and len(examples) < 3:
-            seen.add(row["image"])
+    for row in read_rows(out / "data" / "test.json"):
+        if row.image not in seen and len(examples) < 3:
+            seen.add(row.image)
             examples.append(row)
     interp = ECGInterpreter.from_pretrained(out / "model")
-    results = interp.interpret([out / "data" / r["image"] for r in examples])
+    results = interp.interpret([out / "data" / r.image for r in examples])
     lines: list[str] = []
     for row, res in zip(examples, results):
-        gold = row["metadata"]["gold"]
+        gold = row.gold
         probs = ", ".join(f"{k} {v:.2f}" for k, v in res.superclasses.items())
         lines += [
-            f"### {row['image']}",
+            f"### {row.image}",
             "",
-            f"![{row['image']}](data/{row['image']})",
+            f"![{row.image}](data/{row.image})",
             "",
             f"- gold: superclasses {', '.join(gold.get('superclasses', [])) or '-'}; "
             f"statements {', '.join(gold.get('scp', {}))}",

@@ -182,13 +182,10 @@ def _main_endpoint(args: argparse.Namespace, data: Path, tasks: list[str] | None
     from ecgvlm.evaluate.runner import open_run, start_run
     from ecgvlm.io import atomic_write_json
 
-    sharded = bool(args.shard or shard_from_env())
-    overwrite = getattr(args, "overwrite", False)
-    rows = open_run(
-        data, args.out, tasks, args.batch_size, args.max_new_tokens, args.limit, overwrite, sharded
-    )
-    if sharded:
+    if args.shard or shard_from_env():  # refused before the run folder is claimed
         raise ECGVLMError("--shard is for local models; an endpoint takes --concurrency instead")
+    overwrite = getattr(args, "overwrite", False)
+    rows = open_run(data, args.out, tasks, args.batch_size, args.max_new_tokens, args.limit, overwrite)
     scores, api_key = _endpoint_options(args)
     out = Path(args.out)
     start_run(
